@@ -30,3 +30,20 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected (N, C, H, W) images, got shape {tuple(images.shape)}")
     scaled = (images.detach().float() + 1.0) * 127.5
     return scaled.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+PREPARED_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
+
+
+def load_prepared(path) -> dict[str, np.ndarray]:
+    """Read a prepared dataset (`prepare@<dataset>` output): x_* uint8 (N, H, W, C), y_* int64, class_names."""
+    with np.load(path, allow_pickle=False) as f:
+        missing = [k for k in PREPARED_KEYS if k not in f.files]
+        if missing:
+            raise ValueError(f"{path}: not a prepared dataset, missing arrays {missing}")
+        data = {k: f[k] for k in PREPARED_KEYS}
+    for split in ("train", "test"):
+        x = data[f"x_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 4:
+            raise ValueError(f"{path}: x_{split} must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
+    return data

@@ -1,0 +1,225 @@
+"""Strict, typed configuration read from `params.yaml`.
+
+Every stage loads the sections it uses through `load_params` + one of the models below, before any work
+starts. A misspelled key, a wrong type or an out-of-range value raises `ConfigError` naming the key
+(`vanilla.optimizer.lr_g`) and what is allowed; stages turn it into one line on stderr and exit code 2.
+
+YAML note: PyYAML (YAML 1.1) reads `2e-4` as the *string* "2e-4" while DVC reads it as a float. A string
+where a number belongs is rejected with a hint to write `2.0e-4`, so the two readers never disagree.
+
+Scale: values that differ between the quick CPU run and the source reports' setting are written
+`{quick: 3, paper: 100}`; the top-level `scale` key picks one for the whole DAG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ganlab.losses import LOSSES
+from ganlab.nets.registry import validate_net
+from ganlab.schema import (
+    ConfigError,
+    Integer,
+    NonNegativeInt,
+    Number,
+    PositiveFloat,
+    PositiveInt,
+    Strict,
+)
+
+PARAMS_FILE = "params.yaml"
+SCALES = ("quick", "paper")
+
+
+T = TypeVar("T")
+
+
+class Scaled(Strict, Generic[T]):
+    """A value that depends on the run's scale: `{quick: ..., paper: ...}`."""
+
+    quick: T
+    paper: T
+
+    def at(self, scale: str) -> T:
+        return getattr(self, scale)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sections
+
+
+class DataConfig(Strict):
+    """`data:` — acquisition settings shared by every dataset."""
+
+    timeout_s: PositiveFloat = 30.0
+
+
+class FeatureNetConfig(Strict):
+    """`features.<dataset>:` — the domain feature network (a classifier whose penultimate layer is the
+    feature space for FID and PRDC)."""
+
+    arch: Literal["lenet"] = "lenet"
+    feature_dim: PositiveInt = 128
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 1.0e-3
+    num_epochs: Scaled[PositiveInt]
+    seed: NonNegativeInt = 0
+
+
+class EvaluateConfig(Strict):
+    """`evaluate:` — the evaluation protocol (catalogue §E)."""
+
+    n_samples: Scaled[PositiveInt]
+    nearest_k: PositiveInt = 5
+    seed: NonNegativeInt = 0
+    batch_size: PositiveInt = 500
+
+
+class NetConfig(Strict):
+    """A network: `arch` picks a registered architecture; the other keys are that architecture's options,
+    validated by the architecture's own model (see `ganlab.nets.registry`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    arch: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adam", "rmsprop"] = "adam"
+    lr_g: PositiveFloat
+    lr_d: PositiveFloat
+    betas: tuple[Annotated[Number, Field(ge=0, lt=1)], Annotated[Number, Field(ge=0, lt=1)]] = (0.9, 0.999)
+
+
+class ExperimentConfig(Strict):
+    """`<experiment>:` — one GAN recipe (catalogue §A/C/D). The dataset comes from `experiments:`."""
+
+    generator: NetConfig
+    discriminator: NetConfig
+    loss: str = "ns"
+    optimizer: OptimizerConfig
+    batch_size: PositiveInt = 64
+    num_epochs: Scaled[PositiveInt]
+    n_critic: PositiveInt = 1  # D steps per G step
+    n_gen: PositiveInt = 1  # G steps per G turn
+    clip_value: PositiveFloat | None = None  # WGAN weight clipping (Arjovsky et al. 2017)
+    gp_weight: Annotated[Number, Field(ge=0)] = 0.0  # WGAN-GP λ (Gulrajani et al. 2017)
+    seed: NonNegativeInt = 0
+    grid_size: PositiveInt = 64  # images in the per-epoch sample grid
+
+    @model_validator(mode="after")
+    def _known_names(self) -> "ExperimentConfig":
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: unknown loss {self.loss!r}; allowed: {sorted(LOSSES)}")
+        validate_net("generator", self.generator)
+        validate_net("discriminator", self.discriminator)
+        return self
+
+
+class PipelineConfig(Strict):
+    """The top level of `params.yaml` without the per-experiment sections."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    scale: Literal["quick", "paper"] = "quick"
+    device: str = "auto"
+    max_batches_per_epoch: PositiveInt | None = None  # debug/smoke knob: cut every epoch short
+    datasets: list[str]
+    experiments: dict[str, str]  # experiment name -> dataset name
+    data: DataConfig = DataConfig()
+    features: dict[str, FeatureNetConfig]
+    evaluate: EvaluateConfig
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PipelineConfig":
+        for name in self.datasets:
+            if name not in self.features:
+                raise ValueError(f"features: missing section features.{name} for dataset {name!r}")
+        for exp, dataset in self.experiments.items():
+            if dataset not in self.datasets:
+                raise ValueError(
+                    f"experiments.{exp}: dataset {dataset!r} is not in datasets {self.datasets}; "
+                    "add it to `datasets` (and its features section) first"
+                )
+            if exp not in (self.model_extra or {}):
+                raise ValueError(f"experiments.{exp}: no section `{exp}:` in params.yaml")
+        # Extra top-level keys are experiment sections (run or not: recipes for datasets not enabled
+        # by default live there too). Anything else is a typo, e.g. `-S gmgn.sigma=1.4`.
+        for key, value in (self.model_extra or {}).items():
+            if not (isinstance(value, dict) and "generator" in value):
+                raise ValueError(
+                    f"{key}: unknown top-level key; allowed: {sorted(type(self).model_fields)} "
+                    f"or an experiment section ({sorted(self.experiments)}, ...)"
+                )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _format_errors(section: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (section, *e["loc"]) if p != "")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (misspelled?)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open() as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def parse(model: type[BaseModel], data: Any, section: str) -> Any:
+    """Validate `data` against `model`, turning pydantic's report into one `ConfigError` line."""
+    if data is None:
+        raise ConfigError(f"{section}: required section is missing")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(section, e)) from None
+
+
+def load_pipeline(params: dict[str, Any]) -> PipelineConfig:
+    return parse(PipelineConfig, params, section="")
+
+
+def load_experiment(params: dict[str, Any], name: str) -> tuple[PipelineConfig, ExperimentConfig]:
+    pipeline = load_pipeline(params)
+    if name not in pipeline.experiments:
+        raise ConfigError(f"experiments: no experiment {name!r}; allowed: {sorted(pipeline.experiments)}")
+    return pipeline, parse(ExperimentConfig, params.get(name), section=name)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr_g': 1e-4}} -> {'optimizer.lr_g': 1e-4} (lists kept whole), for MLflow params."""
+    if isinstance(tree, BaseModel):
+        tree = tree.model_dump(mode="json")
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

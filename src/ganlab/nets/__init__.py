@@ -1,0 +1,1 @@
+"""Network architectures, built from config through `ganlab.nets.registry`."""

@@ -1,0 +1,85 @@
+"""Stage `train@<experiment>`: train one GAN recipe, resuming from its checkpoint if interrupted.
+
+    python stages/train.py --experiment vanilla --data data/prepared/mnist.npz \
+        --checkpoint data/train/vanilla/checkpoint.pt --grids data/train/vanilla/grids \
+        --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv
+
+Per epoch: mean D and G losses (MLflow metrics with step = epoch, and the CSV for `dvc plots`), a sample
+grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states).
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import mlflow
+
+from ganlab.config import flatten, load_experiment, read_params
+from ganlab.data.arrays import load_prepared
+from ganlab.images import save_grid
+from ganlab.io import write_csv, write_json
+from ganlab.runtime import resolve_device, seed_everything, set_deterministic, stage_entry
+from ganlab.tracking import stage_run
+from ganlab.train import train_gan
+
+
+@stage_entry
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--grids", required=True, type=Path)
+    parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--losses", required=True, type=Path)
+    args = parser.parse_args()
+
+    pipeline, cfg = load_experiment(read_params(args.params), args.experiment)
+    device = resolve_device(pipeline.device)
+    seed_everything(cfg.seed)
+    set_deterministic(device)
+    data = load_prepared(args.data)
+    num_epochs = cfg.num_epochs.at(pipeline.scale)
+    run_params = {
+        "experiment": args.experiment,
+        "dataset": pipeline.experiments[args.experiment],
+        "scale": pipeline.scale,
+        "num_epochs_run": num_epochs,
+        "device": str(device),
+        **{f"{args.experiment}.{k}": v for k, v in flatten(cfg).items()},
+    }
+
+    def log_epoch(log, generator) -> None:
+        mlflow.log_metrics({"loss_d": log.loss_d, "loss_g": log.loss_g, "epoch_seconds": log.seconds}, step=log.epoch)
+        if log.grid_path is not None:
+            mlflow.log_artifact(str(log.grid_path), artifact_path="grids")
+        print(f"train@{args.experiment} epoch {log.epoch}/{num_epochs}: loss_d {log.loss_d:.4f} "
+              f"loss_g {log.loss_g:.4f} ({log.seconds:.1f}s)", flush=True)
+
+    t0 = time.perf_counter()
+    with stage_run("train", f"train@{args.experiment}", run_params):
+        state = train_gan(
+            cfg, data["x_train"], data["y_train"],
+            num_epochs=num_epochs, device=device, checkpoint_path=args.checkpoint,
+            num_classes=len(data["class_names"]), max_batches_per_epoch=pipeline.max_batches_per_epoch,
+            on_epoch=log_epoch,
+            save_grid=lambda images, epoch: save_grid(images, args.grids / f"epoch_{epoch:04d}.png"),
+        )
+        history = state["history"]
+        write_csv(args.losses, history)
+        summary = {
+            "experiment": args.experiment,
+            "epochs": state["epoch"],
+            "final_loss_d": history[-1]["loss_d"],
+            "final_loss_g": history[-1]["loss_g"],
+            "train_seconds": sum(h["seconds"] for h in history),
+            "wall_seconds_this_run": time.perf_counter() - t0,
+            "device": str(device),
+        }
+        write_json(args.metrics, summary)
+        mlflow.log_metrics({"train_seconds": summary["train_seconds"]})
+
+
+if __name__ == "__main__":
+    main()
