@@ -174,6 +174,10 @@ def _format_errors(section: str, err: ValidationError) -> str:
             msg = "unknown key (misspelled?)"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        if not e["loc"] and e["type"] == "value_error":
+            # model-level checks already start their message with the key inside the section
+            lines.append(f"{section}.{msg}" if section else msg)
+            continue
         lines.append(f"{loc}: {msg}")
     return "; ".join(lines)
 

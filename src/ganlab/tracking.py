@@ -85,3 +85,13 @@ def stage_run(stage: str, run_name: str, params: dict[str, Any]) -> Iterator[Any
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Create the MLflow tracking database and experiment once.")
+    parser.add_argument("--init", action="store_true", help="create the database (idempotent)")
+    args = parser.parse_args()
+    if args.init:
+        print(f"MLflow tracking: {tracking_uri()} (experiment {EXPERIMENT!r}, id {ensure_database()})")

@@ -1,0 +1,23 @@
+"""Shared fixtures: the repository root and the project's params."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def params() -> dict:
+    with open(ROOT / "params.yaml") as f:
+        return yaml.safe_load(f)
