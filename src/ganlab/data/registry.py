@@ -65,10 +65,12 @@ def fetch_dataset(
     Raises DatasetUnavailable, ChecksumMismatch or DataFormatError.
     """
     spec = get_spec(name)
+    if checksums_path is None:
+        checksums_path = main_repo_root() / "data" / "acquired_checksums.json"
     ctx = FetchContext(
         download_dir=Path(download_dir),
         manual_dir=Path(manual_dir),
-        checksums_path=Path(checksums_path) if checksums_path else main_repo_root() / "data" / "acquired_checksums.json",
+        checksums_path=Path(checksums_path),
         timeout_s=timeout_s,
         retries=retries,
         backoff_s=backoff_s,
@@ -106,7 +108,9 @@ def prepare_dataset(
     raw = read_npz(Path(raw_path))
     if spec.split == "official":
         if test_fraction is not None:
-            raise ValueError(f"{name} has an official train/test split; test_fraction must be None, got {test_fraction}")
+            raise ValueError(
+                f"{name} has an official train/test split; test_fraction must be None, got {test_fraction}"
+            )
         out, used_seed = raw, None
     else:
         test_fraction = spec.default_test_fraction if test_fraction is None else test_fraction
