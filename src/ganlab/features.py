@@ -87,7 +87,7 @@ def predict(model: LeNetClassifier, images: np.ndarray, *, device: torch.device,
 
 @torch.no_grad()
 def embed(net: FeatureNet, images: np.ndarray, *, device: torch.device, batch_size: int = 1000) -> np.ndarray:
-    """uint8 (N, H, W, C) -> float32 (N, feature_dim) penultimate-layer features; batch-size invariant."""
+    """uint8 (N, H, W, C) -> float32 (N, feature_dim) penultimate-layer (pre-ReLU) features."""
     net.model.eval()
     out = [
         net.model.features(to_model(images[i : i + batch_size]).to(device)).cpu().numpy()

@@ -26,10 +26,11 @@ class LeNetClassifier(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(2),  # (B, 64, H/4, W/4)
             nn.Flatten(),
+            # the feature space: the penultimate layer *before* its ReLU. After the ReLU, units that never
+            # fire leave the covariance singular (about half of 128 units were dead in a quick run).
             nn.Linear(64 * (image_size // 4) ** 2, feature_dim),
-            nn.ReLU(),  # the feature space: post-activation penultimate layer
         )
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

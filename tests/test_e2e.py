@@ -1,0 +1,127 @@
+"""End to end: a copy of the repository runs `dvc repro` for real on a tiny override, logs to a real MLflow
+SQLite database, then reruns nothing, and an experiment reruns only what its change touches."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A git repository holding the current working tree (tracked + untracked, not ignored) with tiny params."""
+    dest = tmp_path_factory.mktemp("e2e") / "ganlab"
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file() and not name.startswith(("data/", "metrics/", "reports/")) and name != "dvc.lock":
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["max_batches_per_epoch"] = 3
+    params["features"]["mnist"]["num_epochs"]["quick"] = 1
+    params["evaluate"]["n_samples"]["quick"] = 400
+    params["vanilla"]["num_epochs"]["quick"] = 2
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["GANLAB_DOWNLOAD_DIR"] = str(ROOT / "data" / "downloads")  # reuse verified downloads
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        _run(cmd, dest, env)
+    return dest, env
+
+
+@pytest.fixture(scope="module")
+def reproduced(repo):
+    dest, env = repo
+    _run([sys.executable, "-m", "ganlab.tracking", "--init"], dest, env)
+    proc = _run([str(Path(sys.executable).parent / "dvc"), "repro"], dest, env)
+    return dest, env, proc
+
+
+def test_repro_writes_a_finite_fid_with_its_protocol(reproduced):
+    dest, _, _ = reproduced
+    result = yaml.safe_load((dest / "metrics/evaluate/vanilla.json").read_text())
+    features = yaml.safe_load((dest / "metrics/features/mnist.json").read_text())
+    assert math.isfinite(result["fid"]) and result["fid"] > 0
+    for key in ("precision", "recall", "coverage"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["density"] >= 0.0
+    protocol = result["protocol"]
+    assert protocol["n_fake"] == protocol["n_real"] == 400
+    assert protocol["feature_weights_sha256"] == features["weights_sha256"]
+    assert protocol["feature_space"] == "mnist-lenet128"
+    assert len(protocol["checkpoint_sha256"]) == 64
+    assert (dest / "reports/results.md").read_text().count("| vanilla | none |") == 1
+    assert sorted(p.name for p in (dest / "data/train/vanilla/grids").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+
+
+def test_runs_and_metrics_are_in_the_mlflow_database(reproduced):
+    dest, _, _ = reproduced
+    result = yaml.safe_load((dest / "metrics/evaluate/vanilla.json").read_text())
+    db = sqlite3.connect(dest / "mlflow.db")
+    runs = dict(db.execute(
+        "select t.value, r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid "
+        "where t.key = 'ganlab.stage' and r.status = 'FINISHED'"
+    ).fetchall())
+    assert set(runs) == {"train", "evaluate"}
+    fid = db.execute("select value from latest_metrics where run_uuid = ? and key = 'fid'", (runs["evaluate"],)).fetchone()
+    assert fid[0] == pytest.approx(result["fid"], rel=1e-9)
+    steps = db.execute("select step from metrics where run_uuid = ? and key = 'loss_d' order by step", (runs["train"],))
+    assert [s for (s,) in steps] == [1, 2]
+    lr = db.execute("select value from params where run_uuid = ? and key = 'vanilla.optimizer.lr_g'", (runs["train"],))
+    assert lr.fetchone()[0] == "0.0001"
+
+
+def test_second_repro_is_a_no_op(reproduced):
+    dest, env, _ = reproduced
+    proc = _run([str(Path(sys.executable).parent / "dvc"), "repro"], dest, env)
+    assert "Running stage" not in proc.stdout
+    assert "up to date" in proc.stdout
+
+
+def test_experiment_reruns_only_the_affected_stages(reproduced):
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    proc = _run([dvc, "exp", "run", "-S", "vanilla.optimizer.lr_g=2.0e-4"], dest, env)
+    ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"validate", "train@vanilla", "sample@vanilla", "evaluate@vanilla", "report"}
+
+
+def test_a_misspelled_key_fails_before_any_work(reproduced):
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    # DVC itself refuses to set a key that does not exist ...
+    proc = _run([dvc, "exp", "run", "-S", "gmgn.sigma=1.4"], dest, env, check=False)
+    assert proc.returncode != 0 and "Could not override 'gmgn.sigma'" in proc.stderr
+    # ... and when it is forced in (`+key=value`), the validate stage refuses it before any other stage runs.
+    proc = _run([dvc, "exp", "run", "-S", "+gmgn.sigma=1.4"], dest, env, check=False)
+    assert proc.returncode != 0
+    assert "gmgn: unknown top-level key" in proc.stdout + proc.stderr
+    ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"validate"}
