@@ -1,0 +1,9 @@
+"""Evaluation metrics on feature arrays: Fréchet distance (FID formula) and PRDC.
+
+    from ganlab.metrics import feature_statistics, frechet_distance, compute_prdc
+"""
+
+from ganlab.metrics.frechet import feature_statistics, frechet_distance, warn_if_singular_covariance
+from ganlab.metrics.prdc import compute_prdc
+
+__all__ = ["compute_prdc", "feature_statistics", "frechet_distance", "warn_if_singular_covariance"]
