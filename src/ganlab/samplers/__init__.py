@@ -1,0 +1,47 @@
+"""Post-processing samplers for trained GANs, as pure functions of callables (no model code imported).
+
+    generator: z (B, *zshape) -> x (B, ...)        logit_fn: x (B, ...) -> (B,) discriminator logit d(x)
+
+- `truncation.truncated_normal`  hard truncation of z (BigGAN; StudioGAN unit-std convention)
+- `dgflow.dgflow_refine`         Discriminator Gradient flow in latent space (Ansari et al. 2021, official rule)
+- `ddls.ddls_refine`             Discriminator Driven Latent Sampling, ULA on ||z||^2/2 - d(G(z)) (Che et al. 2020)
+- `drs.drs_sample`               Discriminator Rejection Sampling (Azadi et al. 2019, Alg. 1)
+- `drs.calibrate_discriminator`  logistic head a*d + b so hinge/WGAN critics give a log density ratio
+- `latent.seeded_normal` / `derived_normal` / `derived_uniform`  per-seed randomness (batch-size invariant)
+"""
+
+from ganlab.samplers.ddls import DDLSConfig, ddls_energy, ddls_refine
+from ganlab.samplers.dgflow import DGflowConfig, dgflow_refine
+from ganlab.samplers.drs import (
+    DRSConfig,
+    DRSInfo,
+    LogisticHead,
+    calibrate_discriminator,
+    drs_logit,
+    drs_sample,
+    fit_logistic_head,
+)
+from ganlab.samplers.latent import batch_invariant_sigmoid, default_prior_energy, derived_normal, derived_uniform, seeded_normal
+from ganlab.samplers.truncation import TruncationConfig, truncated_normal
+
+__all__ = [
+    "DDLSConfig",
+    "DGflowConfig",
+    "DRSConfig",
+    "DRSInfo",
+    "LogisticHead",
+    "TruncationConfig",
+    "batch_invariant_sigmoid",
+    "calibrate_discriminator",
+    "ddls_energy",
+    "ddls_refine",
+    "default_prior_energy",
+    "derived_normal",
+    "derived_uniform",
+    "dgflow_refine",
+    "drs_logit",
+    "drs_sample",
+    "fit_logistic_head",
+    "seeded_normal",
+    "truncated_normal",
+]
