@@ -1,0 +1,452 @@
+"""The experiment catalogue as data: every number the five source reports printed, and every "claim to
+test" as a small pure predicate over our results (source: `shared/reference/experiments.md`, §A–§D).
+
+Nothing here reads files. The report stage builds a `Results` (aggregated evaluation / training / probe
+numbers, mean ± std over seeds) and calls `judge(claim, results)`, which returns a `Verdict`:
+
+- ``not run``       an input the claim needs is missing (no evaluation file for that experiment × method,
+                    fewer sweep points than the claim needs);
+- ``inconclusive``  the decisive difference lies within noise: |Δ| < NOISE_FACTOR × pooled std, where the
+                    pooled std is sqrt((s_a² + s_b²) / 2) over the sides that have ≥ 2 seeds (a side with one
+                    seed contributes no variance estimate; with no side having ≥ 2 seeds there is no noise
+                    estimate and the sign decides, which the verdict's text says);
+- ``confirmed`` / ``refuted``  otherwise, by the sign of the difference.
+
+A claim with several parts (e.g. "better on FID and recall") is the conjunction of its parts: not run if
+any part is not run, else refuted if any part is refuted, else inconclusive if any part is, else confirmed.
+Verdicts are computed, never written by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+NOISE_FACTOR = 2.0  # a difference smaller than 2 pooled standard deviations is not evidence either way
+
+CONFIRMED, REFUTED, NOT_RUN, INCONCLUSIVE = "confirmed", "refuted", "not run", "inconclusive"
+STATUSES = (CONFIRMED, REFUTED, INCONCLUSIVE, NOT_RUN)
+
+METRICS = ("fid", "precision", "recall", "density", "coverage")
+LOWER_IS_BETTER = {"fid": True, "precision": False, "recall": False, "density": False, "coverage": False}
+
+
+# --- Reported numbers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One row a source report printed. `experiment`/`method` key it to our evaluation files; metrics the
+    report did not print are None. FID was computed by the course's server with unknown settings, so it is
+    shown beside ours, never compared with it."""
+
+    section: str
+    experiment: str
+    method: str
+    source: str
+    fid: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    sources: tuple[str, ...]
+    experiments: tuple[str, ...]  # our experiment names belonging to this section, in table order
+    methods: tuple[str, ...] = ("none",)
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "A",
+        "A. MNIST, fixed MLP generator",
+        ("000", "003"),
+        ("vanilla", "vanilla_bn", "wgan", "wgan_gp", "hinge_bn", "sagan", "gmgan_static"),
+    ),
+    Section(
+        "B",
+        "B. Post-processing of trained MNIST generators",
+        ("003",),
+        ("vanilla", "wgan"),
+        ("none", "drs", "dgflow", "ddls", "truncation"),
+    ),
+    Section("C", "C. Supervised dynamic GM-GAN on MNIST", ("004",), ("gmgan", "gmgan_sep")),
+    Section(
+        "D",
+        "D. DCGAN family",
+        ("001", "002"),
+        (
+            "dcgan_mnist", "dcgan_mnist_imbalance_g", "dcgan_mnist_imbalance_d", "dcgan_mnist_torchinit",
+            "dcgan_mnist_nz10", "dcgan_mnist_nz1000", "cdcgan_mnist", "cdcgan_mnist_noyd", "bigan_mnist",
+            "dcgan_cifar10", "dcgan_sheep", "dcgan_afhq", "cwgan_afhq", "bigan_afhq",
+        ),
+    ),
+)
+
+REPORTED: tuple[Reported, ...] = (
+    Reported("A", "vanilla", "none", "000", 29.28, 0.54, 0.23),
+    Reported("A", "vanilla", "none", "003", 63.99, 0.39, 0.21, "003's baseline (recall 0.205 in its text)"),
+    Reported("A", "vanilla_bn", "none", "000", 26.68, 0.54, 0.19),
+    Reported("A", "wgan", "none", "000", 58.41, 0.50, 0.27),
+    Reported("A", "wgan", "none", "003", 40.78, 0.34, 0.29),
+    Reported("A", "wgan_gp", "none", "000", 40.45, 0.51, 0.32),
+    Reported("A", "hinge_bn", "none", "000", 20.98, 0.51, 0.47),
+    Reported("A", "sagan", "none", "000", 18.19, 0.77, 0.58),
+    Reported("A", "gmgan_static", "none", "000", 41.01, 0.85, 0.48),
+    Reported("B", "vanilla", "none", "003", 63.99, 0.39, 0.21, "baseline"),
+    Reported("B", "vanilla", "drs", "003", 38.49, 0.34, 0.28, "threshold 0.7"),
+    Reported("B", "wgan", "none", "003", 40.78, 0.34, 0.29, "baseline"),
+    Reported("B", "wgan", "drs", "003", 38.02, 0.51, 0.25, "threshold 0.7"),
+    Reported("B", "wgan", "dgflow", "003", 40.02, 0.47, 0.25, "KL, η=0.1, γ=0.01, 25 steps"),
+    Reported("B", "?", "ddls", "003", 51.66, None, None, "base generator not stated; E(z)=‖z‖²/2 − d(G(z))"),
+    Reported("B", "vanilla", "truncation", "003", 27.65, 0.42, 0.16, "hard truncation ψ=2.0"),
+    Reported("B", "wgan", "truncation", "003", 28.35, 0.49, 0.18, "hard truncation ψ=0.9"),
+)
+
+
+@dataclass(frozen=True)
+class SigmaRow:
+    """A row of report 004's GM-GAN table (None: not reported)."""
+
+    sigma0: float
+    c: float
+    lr: float
+    gm_lr: float
+    local_fid: float | None
+    server_fid: float | None
+    precision: float | None
+    recall: float | None
+
+
+GMGAN_SIGMA_TABLE: tuple[SigmaRow, ...] = (
+    SigmaRow(1.7, 3, 8e-5, 1e-9, 8.63, 26.06, 0.53, 0.31),
+    SigmaRow(1.4, 3, 8e-5, 1e-7, 8.17, 17.84, 0.56, 0.23),
+    SigmaRow(1.4, 3, 8e-5, 1e-9, 8.18, None, None, None),
+    SigmaRow(1.1, 3, 8e-5, 1e-9, 11.96, None, None, None),
+)
+# Collapsed runs before the GM-lr fix (150 epochs, GM lr = lr): (σ₀, c, lr) -> reported FID.
+GMGAN_COLLAPSED: tuple[tuple[float, float, float, float], ...] = (
+    (1.7, 3, 8e-5, 100), (0.7, 3, 2e-4, 150), (1.0, 3, 2e-4, 134), (1.0, 1, 2e-4, 210),
+)
+
+# Report 002 (AFHQ): classifiers on BiGAN encoder codes E(x); BiGAN paper (Donahue et al. 2017, Table 1):
+# 1-NN on the encoder's features on MNIST, the anchor for our MNIST BiGAN.
+BIGAN_REPORTED: dict[str, dict[str, float]] = {
+    "bigan_afhq": {"svm": 0.7285, "linear": 0.5613},
+    "bigan_mnist": {"knn1": 0.974},
+}
+PROBES = ("svm", "linear", "knn1")
+
+
+# --- Our results, as the predicates see them --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A number aggregated over n runs (seeds): mean, and the sample std (ddof 1) when n ≥ 2, else None."""
+
+    mean: float
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Stat":
+        values = [float(v) for v in values]
+        if not values:
+            raise ValueError("Stat.of needs at least one value")
+        n = len(values)
+        mean = math.fsum(values) / n
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n >= 2 else None
+        return cls(mean, std, n)
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4g} ± {self.std:.2g} (n={self.n})" if self.std is not None else f"{self.mean:.4g}"
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    x: float
+    metrics: Mapping[str, Stat]
+
+
+@dataclass(frozen=True)
+class Results:
+    """What the predicates read.
+
+    evaluations: (experiment, method) -> metric name -> Stat (FID, precision, recall, density, coverage);
+    sweeps: (experiment, method, swept key) -> points sorted by x (e.g. ("vanilla", "drs", "threshold"),
+      ("gmgan", "none", "sigma"));
+    training: experiment -> {"final_loss_d", "final_loss_g", ...} -> Stat;
+    probes: experiment -> {"svm", "linear", "knn1"} -> Stat (accuracies in [0, 1])."""
+
+    evaluations: Mapping[tuple[str, str], Mapping[str, Stat]] = field(default_factory=dict)
+    sweeps: Mapping[tuple[str, str, str], Sequence[SweepPoint]] = field(default_factory=dict)
+    training: Mapping[str, Mapping[str, Stat]] = field(default_factory=dict)
+    probes: Mapping[str, Mapping[str, Stat]] = field(default_factory=dict)
+
+    def metric(self, experiment: str, method: str, name: str) -> Stat | None:
+        return self.evaluations.get((experiment, method), {}).get(name)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    detail: str  # one sentence: what was compared and why this status
+    used: tuple[tuple[str, str], ...] = ()  # (label, number) pairs the verdict rests on
+
+
+# --- Verdict building blocks (pure) -------------------------------------------------------------------
+
+
+def compare(label_a: str, a: Stat | None, label_b: str, b: Stat | None, *, a_greater: bool) -> Verdict:
+    """Is a > b (a_greater) or a < b? Applies the noise rule of the module docstring."""
+    used = tuple((lbl, str(s) if s is not None else "missing") for lbl, s in ((label_a, a), (label_b, b)))
+    missing = [lbl for lbl, s in ((label_a, a), (label_b, b)) if s is None]
+    if missing:
+        return Verdict(NOT_RUN, f"missing: {', '.join(missing)}", used)
+    op = ">" if a_greater else "<"
+    diff = a.mean - b.mean
+    variances = [s.std**2 for s in (a, b) if s.std is not None]
+    if variances:
+        pooled = math.sqrt(sum(variances) / len(variances))
+        if abs(diff) < NOISE_FACTOR * pooled:
+            return Verdict(
+                INCONCLUSIVE,
+                f"{label_a} {op} {label_b}? |Δ| = {abs(diff):.3g} < {NOISE_FACTOR:g} × pooled std {pooled:.3g}",
+                used,
+            )
+        noise = f"|Δ| = {abs(diff):.3g} ≥ {NOISE_FACTOR:g} × pooled std {pooled:.3g}"
+    else:
+        noise = "single seed: no noise estimate"
+    holds = diff > 0 if a_greater else diff < 0
+    return Verdict(CONFIRMED if holds else REFUTED, f"{label_a} {op} {label_b}: {'yes' if holds else 'no'} ({noise})", used)
+
+
+def better(results: Results, metric: str, a: tuple[str, str], b: tuple[str, str]) -> Verdict:
+    """Is run a better than run b on `metric` (lower FID, higher everything else)?"""
+    return compare(
+        f"{metric}({_label(a)})", results.metric(*a, metric),
+        f"{metric}({_label(b)})", results.metric(*b, metric),
+        a_greater=not LOWER_IS_BETTER[metric],
+    )
+
+
+def all_of(parts: Sequence[Verdict]) -> Verdict:
+    """Conjunction: not run > refuted > inconclusive > confirmed (first match wins)."""
+    statuses = [p.status for p in parts]
+    for status in (NOT_RUN, REFUTED, INCONCLUSIVE):
+        if status in statuses:
+            break
+    else:
+        status = CONFIRMED
+    detail = "; ".join(p.detail for p in parts if p.status == status) if status != CONFIRMED else "; ".join(
+        p.detail for p in parts
+    )
+    used = tuple(dict.fromkeys(u for p in parts for u in p.used))
+    return Verdict(status, detail, used)
+
+
+def best_among(results: Results, metric: str, target: tuple[str, str], runs: Sequence[tuple[str, str]], *, worst: bool = False) -> Verdict:
+    """Is `target` the best (or worst) on `metric` among `runs`? Every run must be present (else not run);
+    the target is compared pairwise with each other run, each comparison under the noise rule."""
+    others = [r for r in runs if r != target]
+    missing = [_label(r) for r in [target, *others] if results.metric(*r, metric) is None]
+    if missing:
+        return Verdict(NOT_RUN, f"{metric}: missing {', '.join(missing)}",
+                       tuple((f"{metric}({_label(r)})", str(results.metric(*r, metric) or "missing")) for r in [target, *others]))
+    if worst:
+        parts = [better(results, metric, r, target) for r in others]
+    else:
+        parts = [better(results, metric, target, r) for r in others]
+    return all_of(parts)
+
+
+def best_of_group(results: Results, metric: str, group: Sequence[tuple[str, str]], rest: Sequence[tuple[str, str]], *, worst: bool = False) -> Verdict:
+    """Is the best (worst) run on `metric` one of `group` rather than one of `rest`? Compares the group's
+    best (worst) with the rest's best (worst) under the noise rule; every run must be present."""
+    missing = [_label(r) for r in [*group, *rest] if results.metric(*r, metric) is None]
+    used = tuple((f"{metric}({_label(r)})", str(results.metric(*r, metric) or "missing")) for r in [*group, *rest])
+    if missing:
+        return Verdict(NOT_RUN, f"{metric}: missing {', '.join(missing)}", used)
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    if worst:
+        sign = -sign
+    pick = lambda runs: min(runs, key=lambda r: sign * results.metric(*r, metric).mean)  # noqa: E731
+    g, r = pick(group), pick(rest)
+    verdict = compare(
+        f"{metric}({_label(g)})", results.metric(*g, metric), f"{metric}({_label(r)})", results.metric(*r, metric),
+        a_greater=sign < 0,
+    )
+    return Verdict(verdict.status, f"{'worst' if worst else 'best'} {metric}: {verdict.detail}", used)
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); nan when either side is constant."""
+    def ranks(v: Sequence[float]) -> list[float]:
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+
+
+def trend(points: Sequence[SweepPoint] | None, metric: str, *, increasing: bool, label: str, min_points: int = 2) -> Verdict:
+    """Does `metric` rise (increasing) or fall with the swept value? Spearman ρ over the points decides the
+    direction; the noise rule is applied to the end points (smallest vs largest x): inconclusive when their
+    difference is within noise. Fewer than `min_points` distinct x values: not run."""
+    pts = [p for p in (points or ()) if metric in p.metrics]
+    used = tuple((f"{label} {metric} @ {p.x:g}", str(p.metrics[metric])) for p in pts)
+    if len({p.x for p in pts}) < min_points:
+        return Verdict(NOT_RUN, f"{label}: {len(pts)} sweep point(s) with {metric}, need {min_points}", used)
+    rho = spearman([p.x for p in pts], [p.metrics[metric].mean for p in pts])
+    lo, hi = min(pts, key=lambda p: p.x), max(pts, key=lambda p: p.x)
+    ends = compare(f"{metric}@{hi.x:g}", hi.metrics[metric], f"{metric}@{lo.x:g}", lo.metrics[metric], a_greater=increasing)
+    word = "rises" if increasing else "falls"
+    if ends.status == INCONCLUSIVE:
+        return Verdict(INCONCLUSIVE, f"{label}: ρ = {rho:.2f}; end points {ends.detail}", used)
+    holds = rho > 0 if increasing else rho < 0
+    return Verdict(CONFIRMED if holds else REFUTED, f"{label}: {metric} {word} with x? Spearman ρ = {rho:.2f} over {len(pts)} points", used)
+
+
+def final_loss(results: Results, experiment: str, which: str) -> Stat | None:
+    return results.training.get(experiment, {}).get(f"final_loss_{which}")
+
+
+def probe(results: Results, experiment: str, name: str) -> Stat | None:
+    return results.probes.get(experiment, {}).get(name)
+
+
+def _label(run: tuple[str, str]) -> str:
+    experiment, method = run
+    return experiment if method == "none" else f"{experiment}+{method}"
+
+
+# --- Claims -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim from a source report. `text` is the report's wording; `test` says how we operationalise it;
+    `judge` is the pure predicate."""
+
+    id: str
+    section: str
+    source: str
+    text: str
+    test: str
+    judge: Callable[[Results], Verdict]
+
+
+SECTION_A_RUNS = tuple((e, "none") for e in SECTIONS[0].experiments)
+# Report 003's results table: the seven rows the truncation claim ranks.
+SECTION_B_ROWS = (
+    ("vanilla", "none"), ("vanilla", "drs"), ("wgan", "none"), ("wgan", "drs"), ("wgan", "dgflow"),
+    ("vanilla", "truncation"), ("wgan", "truncation"),
+)
+_TRUNC = [r for r in SECTION_B_ROWS if r[1] == "truncation"]
+_NOT_TRUNC = [r for r in SECTION_B_ROWS if r[1] != "truncation"]
+
+
+def _drs_threshold(results: Results) -> Verdict:
+    # Every experiment with a DRS threshold series must show it (the report swept the vanilla/WGAN ones).
+    keys = sorted(k for k in results.sweeps if k[1] == "drs" and k[2] == "threshold")
+    if not keys:
+        return Verdict(NOT_RUN, "no DRS threshold sweep series")
+    return all_of([trend(results.sweeps[k], "precision", increasing=True, label=f"{k[0]}+drs", min_points=3) for k in keys])
+
+
+def _sigma_tradeoff(results: Results) -> Verdict:
+    points = results.sweeps.get(("gmgan", "none", "sigma"))
+    return all_of([
+        trend(points, "precision", increasing=False, label="gmgan σ₀ sweep"),
+        trend(points, "recall", increasing=True, label="gmgan σ₀ sweep"),
+    ])
+
+
+def _gm_lr_collapse(results: Results) -> Verdict:
+    # Per-class collapse shows as lost coverage; the tiny-GM-lr point must cover more than the GM lr = lr point.
+    points = results.sweeps.get(("gmgan", "none", "gm_lr"))
+    pts = [p for p in (points or ()) if "coverage" in p.metrics]
+    if len({p.x for p in pts}) < 2:
+        return Verdict(NOT_RUN, f"gmgan gm_lr sweep: {len(pts)} point(s) with coverage, need 2 (tiny vs large GM lr)")
+    lo, hi = min(pts, key=lambda p: p.x), max(pts, key=lambda p: p.x)
+    return compare(f"coverage(gm_lr={lo.x:g})", lo.metrics["coverage"], f"coverage(gm_lr={hi.x:g})", hi.metrics["coverage"], a_greater=True)
+
+
+def _imbalance(results: Results) -> Verdict:
+    # The side given 1000 channels wins: its final loss is lower, the other side's higher, than when balanced.
+    parts = []
+    for exp, strong, weak in (("dcgan_mnist_imbalance_g", "g", "d"), ("dcgan_mnist_imbalance_d", "d", "g")):
+        parts.append(compare(f"loss_{strong}({exp})", final_loss(results, exp, strong),
+                             f"loss_{strong}(dcgan_mnist)", final_loss(results, "dcgan_mnist", strong), a_greater=False))
+        parts.append(compare(f"loss_{weak}({exp})", final_loss(results, exp, weak),
+                             f"loss_{weak}(dcgan_mnist)", final_loss(results, "dcgan_mnist", weak), a_greater=True))
+    return all_of(parts)
+
+
+def _svm_vs_linear(experiment: str) -> Callable[[Results], Verdict]:
+    def judge(results: Results) -> Verdict:
+        return compare(f"svm({experiment})", probe(results, experiment, "svm"),
+                       f"linear({experiment})", probe(results, experiment, "linear"), a_greater=True)
+
+    return judge
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("A1", "A", "000", "BN lowers FID vs vanilla", "FID(vanilla_bn) < FID(vanilla)",
+          lambda r: better(r, "fid", ("vanilla_bn", "none"), ("vanilla", "none"))),
+    Claim("A2", "A", "000", "WGAN-GP beats WGAN on FID and recall", "FID(wgan_gp) < FID(wgan) and recall(wgan_gp) > recall(wgan)",
+          lambda r: all_of([better(r, m, ("wgan_gp", "none"), ("wgan", "none")) for m in ("fid", "recall")])),
+    Claim("A3", "A", "000", "hinge + BN beats vanilla on FID and recall", "FID(hinge_bn) < FID(vanilla) and recall(hinge_bn) > recall(vanilla)",
+          lambda r: all_of([better(r, m, ("hinge_bn", "none"), ("vanilla", "none")) for m in ("fid", "recall")])),
+    Claim("A4", "A", "000", "SAGAN is best on FID, precision and recall", "sagan beats every other §A experiment on FID, precision and recall",
+          lambda r: all_of([best_among(r, m, ("sagan", "none"), SECTION_A_RUNS) for m in ("fid", "precision", "recall")])),
+    Claim("A5", "A", "000", "GM-GAN static has the highest precision", "precision(gmgan_static) > precision of every other §A experiment",
+          lambda r: best_among(r, "precision", ("gmgan_static", "none"), SECTION_A_RUNS)),
+    Claim("B1", "B", "003", "DRS improves the vanilla FID", "FID(vanilla+drs) < FID(vanilla)",
+          lambda r: better(r, "fid", ("vanilla", "drs"), ("vanilla", "none"))),
+    Claim("B2", "B", "003", "truncation gives the best FID and the worst recall",
+          "among report 003's seven rows, a truncation row has the lowest FID and a truncation row the lowest recall",
+          lambda r: all_of([best_of_group(r, "fid", _TRUNC, _NOT_TRUNC), best_of_group(r, "recall", _TRUNC, _NOT_TRUNC, worst=True)])),
+    Claim("B3", "B", "003", "raising the DRS threshold raises precision",
+          "Spearman ρ(threshold, precision) > 0 over each DRS threshold sweep (≥ 3 thresholds)", _drs_threshold),
+    Claim("B4", "B", "003", "DGflow improves WGAN precision", "precision(wgan+dgflow) > precision(wgan)",
+          lambda r: better(r, "precision", ("wgan", "dgflow"), ("wgan", "none"))),
+    Claim("C1", "C", "004", "small σ₀ → higher precision, large σ₀ → higher recall",
+          "over the gmgan σ₀ sweep: Spearman ρ(σ₀, precision) < 0 and ρ(σ₀, recall) > 0", _sigma_tradeoff),
+    Claim("C2", "C", "004", "a tiny GM lr avoids per-class mode collapse",
+          "over a gmgan GM-lr sweep: coverage at the smallest GM lr > coverage at the largest", _gm_lr_collapse),
+    Claim("D1", "D", "001", "conditioning stabilises training",
+          "FID(cdcgan_mnist) < FID(dcgan_mnist) and FID(cdcgan_mnist) < FID(cdcgan_mnist_noyd)",
+          lambda r: all_of([better(r, "fid", ("cdcgan_mnist", "none"), (b, "none")) for b in ("dcgan_mnist", "cdcgan_mnist_noyd")])),
+    Claim("D2", "D", "001", "imbalanced ngf/ndf lets one side win",
+          "vs balanced dcgan_mnist: the side with 1000 channels ends with a lower final loss and the other side a higher one",
+          _imbalance),
+    Claim("D3", "D", "001", "DCGAN init is more stable than the default", "FID(dcgan_mnist) < FID(dcgan_mnist_torchinit)",
+          lambda r: better(r, "fid", ("dcgan_mnist", "none"), ("dcgan_mnist_torchinit", "none"))),
+    Claim("D4", "D", "002", "SVM beats linear on BiGAN codes (AFHQ)", "svm accuracy > linear accuracy on E(x), bigan_afhq",
+          _svm_vs_linear("bigan_afhq")),
+    Claim("D5", "D", "002", "SVM beats linear on BiGAN codes (our MNIST BiGAN)", "svm accuracy > linear accuracy on E(x), bigan_mnist",
+          _svm_vs_linear("bigan_mnist")),
+)
+
+
+def judge(claim: Claim, results: Results) -> Verdict:
+    return claim.judge(results)
