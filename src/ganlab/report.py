@@ -465,14 +465,14 @@ def load_results(metrics_dir: Path, train_dir: Path, probe_dir: Path) -> tuple[R
 
 def write_plot_data(results: Results, curves: Mapping[str, Sequence[Mapping[str, float]]], plots_dir: Path) -> list[Path]:
     """CSV series for `dvc plots` (top-level `plots:` in dvc.yaml): `losses/<exp>.csv` (epoch, loss_d, loss_g) and
-    `sweeps/<experiment>-<method>-<key>.csv` (the swept key, then the metrics' means)."""
+    `sweeps/<key>/<experiment>-<method>.csv` (the swept key, then the metrics' means; key: threshold, psi, sigma, ...)."""
     written = []
     for exp, rows in curves.items():
         written.append(write_csv(Path(plots_dir) / "losses" / f"{exp}.csv",
                                  [{"epoch": r["epoch"], "loss_d": r["loss_d"], "loss_g": r["loss_g"]} for r in rows]))
     for (exp, method, key), points in results.sweeps.items():
         rows = [{key: p.x, **{m: p.metrics[m].mean for m in METRICS if m in p.metrics}} for p in points]
-        written.append(write_csv(Path(plots_dir) / "sweeps" / f"{exp}-{method}-{key}.csv", rows))
+        written.append(write_csv(Path(plots_dir) / "sweeps" / key / f"{exp}-{method}.csv", rows))
     return written
 
 
