@@ -60,9 +60,12 @@ __all__ = [
     "embed_inception",
     "fetch_weights",
     "load_inception",
+    "record_weights",
     "to_inception_input",
     "unavailable",
     "verify_weights",
+    "weights_from_record",
+    "weights_record",
 ]
 
 
@@ -148,7 +151,7 @@ def fetch_weights(
         except InceptionUnavailable:
             dest.unlink()  # a wrong or partial file: fetch it again (pytorch-fid#99)
         else:
-            _record(weights, checksums_path, source=f"cache:{dest.name}")
+            record_weights(weights, checksums_path, source="cache")
             return weights
     try:
         # no full hash is published: `download` checks none, the prefix is checked right after
@@ -160,17 +163,50 @@ def fetch_weights(
     except InceptionUnavailable:
         dest.unlink(missing_ok=True)
         raise
-    _record(weights, checksums_path, source=result["url"])
+    record_weights(weights, checksums_path, source=result["url"])
     return weights
 
 
-def _record(weights: InceptionWeights, checksums_path: Path | None, *, source: str) -> None:
+def record_weights(weights: InceptionWeights, checksums_path: Path | None, *, source: str) -> None:
+    """Record the full sha256 on first acquisition (no-op if `checksums_path` is None); InceptionUnavailable
+    if a different digest is already recorded."""
     if checksums_path is None:
         return
     try:
         record_sha256(checksums_path, FID_WEIGHTS_NAME, weights.sha256, weights.size_bytes, source)
     except ChecksumMismatch as exc:
         raise InceptionUnavailable(str(exc)) from None
+
+
+def weights_record(weights: InceptionWeights | None, reason: str | None = None) -> dict:
+    """What `fetch_inception` writes (data/inception/weights.json) and later stages read: the verified
+    file's path and full sha256, or why there is none."""
+    if weights is None:
+        return {"available": False, "reason": reason, "feature_space": FEATURE_SPACE, "url": FID_WEIGHTS_URL}
+    return {
+        "available": True,
+        "path": str(weights.path),
+        "sha256": weights.sha256,
+        "size_bytes": weights.size_bytes,
+        # only the prefix is published (the torch hub file name); the full hash is recorded on first use
+        "verification": f"sha256 prefix {FID_WEIGHTS_SHA256_PREFIX} (torch hub name); full sha256 recorded",
+        "feature_space": FEATURE_SPACE,
+        "url": FID_WEIGHTS_URL,
+    }
+
+
+def weights_from_record(record: dict, *, sha256_prefix: str = FID_WEIGHTS_SHA256_PREFIX) -> InceptionWeights:
+    """Re-verify the file a `weights_record` names: same prefix check, and the same full sha256 as when it
+    was recorded. Raises InceptionUnavailable (with the record's reason when it has no weights)."""
+    if not record.get("available"):
+        raise InceptionUnavailable(record.get("reason") or "no Inception weights recorded")
+    weights = verify_weights(record["path"], sha256_prefix=sha256_prefix)
+    if weights.sha256 != record["sha256"]:
+        raise InceptionUnavailable(
+            f"{weights.path}: sha256 {weights.sha256} changed since it was recorded ({record['sha256']}); "
+            "run `dvc repro fetch_inception` again"
+        )
+    return weights
 
 
 # ----------------------------------------------------------------------------------------------------
