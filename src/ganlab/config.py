@@ -59,10 +59,11 @@ class DataConfig(Strict):
 
 
 class FeatureNetConfig(Strict):
-    """`features.<dataset>:` — the domain feature network (a classifier whose penultimate layer is the
-    feature space for FID and PRDC)."""
+    """`features.<dataset>:` — the domain feature network (`ganlab.nets.classifier.FEATURE_ARCHS`): a
+    classifier (lenet, cnn) whose penultimate layer is the feature space for FID and PRDC, or an
+    autoencoder whose bottleneck is (for datasets without labels)."""
 
-    arch: Literal["lenet"] = "lenet"
+    arch: Literal["lenet", "cnn", "autoencoder"] = "lenet"
     feature_dim: PositiveInt = 128
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 1.0e-3
@@ -77,6 +78,9 @@ class EvaluateConfig(Strict):
     nearest_k: PositiveInt = 5
     seed: NonNegativeInt = 0
     batch_size: PositiveInt = 500
+    # pytorch-fid's pt_inception-2015-12-05-6726825d.pth; null = the torch hub cache
+    # ($TORCH_HOME/hub/checkpoints/), downloaded there when online (stages/fetch_inception.py)
+    inception_weights: str | None = None
 
 
 class NetConfig(Strict):
