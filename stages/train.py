@@ -10,6 +10,7 @@ grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, ep
 
 import argparse
 import time
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -18,7 +19,15 @@ from ganlab.config import flatten, load_experiment, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.images import save_grid
 from ganlab.io import write_csv, write_json
-from ganlab.runtime import resolve_device, seed_everything, set_deterministic, stage_entry
+from ganlab.runtime import (
+    BadInputError,
+    remove_stale_temporaries,
+    resolve_device,
+    seed_everything,
+    set_deterministic,
+    stage_entry,
+)
+from ganlab.schema import ConfigError
 from ganlab.tracking import stage_run
 from ganlab.train import train_gan
 
@@ -39,7 +48,20 @@ def main() -> None:
     device = resolve_device(pipeline.device)
     seed_everything(cfg.seed)
     set_deterministic(device)
-    data = load_prepared(args.data)
+    try:
+        data = load_prepared(args.data)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # missing, truncated, wrong arrays
+        reason = str(e).removeprefix(f"{args.data}: ")
+        raise BadInputError(f"{args.data}: not a readable prepared dataset: {reason}") from None
+    n_train = len(data["x_train"])
+    if cfg.batch_size > n_train:
+        raise ConfigError(
+            f"{args.experiment}.batch_size: {cfg.batch_size} is larger than the training set "
+            f"({n_train} images in {args.data}); allowed: 1..{n_train}"
+        )
+    # A `kill -9` during a checkpoint write leaves its temporary file; the checkpoint itself is whole.
+    for stale in remove_stale_temporaries(args.checkpoint):
+        print(f"removed {stale} (left by an interrupted run)")
     num_epochs = cfg.num_epochs.at(pipeline.scale)
     run_params = {
         "experiment": args.experiment,

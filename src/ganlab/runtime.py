@@ -7,6 +7,7 @@ import functools
 import os
 import random
 import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -54,18 +55,50 @@ def set_deterministic(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left beside `path` and return them.
+
+    `ganlab.io.atomic_path` writes `<dir>/.<name>.<random><suffix>` and renames it over `<dir>/<name>`; a
+    `kill -9` between the two leaves the temporary behind (the target itself is never torn). Call this
+    only when no other process can be writing `path` (DVC runs one stage instance per output at a time)."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the input data is wrong or missing", raised by the data helpers.
+
+    Imported when a stage fails, not at import time: `ganlab.data` must stay importable without this module
+    and this module without the dataset code."""
+    from ganlab.data.common import DataFormatError
+    from ganlab.data.download import ChecksumMismatch, DatasetUnavailable
+
+    return ConfigError, BadInputError, DataFormatError, ChecksumMismatch, DatasetUnavailable
+
+
 def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
-    """Decorate a stage's `main`: expected failures print one line and exit non-zero, without a traceback."""
+    """Decorate a stage's `main`: expected failures print their message on stderr and exit non-zero,
+    without a traceback.
+
+    Exit 2 (`EXIT_BAD_INPUT`): invalid params (`ConfigError`), bad input data (`BadInputError`,
+    `DataFormatError`, `ChecksumMismatch`) or a dataset that no source provides (`DatasetUnavailable`, whose
+    message goes on to list the sources tried and where to place the files by hand). One line otherwise.
+    Exit 3 (`EXIT_DIVERGED`): `DivergedError`. Anything else is a bug: the traceback is kept (exit 1)."""
 
     @functools.wraps(main)
     def wrapped() -> None:
         try:
             main()
-        except (ConfigError, BadInputError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
         except DivergedError as e:
             print(f"diverged: {e}", file=sys.stderr)
             sys.exit(EXIT_DIVERGED)
+        except Exception as e:
+            if not isinstance(e, _bad_input_errors()):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
 
     return wrapped

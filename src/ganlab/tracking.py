@@ -6,6 +6,9 @@ there (`ganlab.paths.main_repo_root`) and every experiment lands in the same dat
 
 Schema creation races when several first runs start at once, so `ensure_database` creates the database and
 the `ganlab` experiment under an exclusive file lock; every stage calls it before starting a run.
+
+A run that fails says why: status FAILED plus the tags `failure.type` / `failure.reason`. A run whose process
+was killed (`kill -9`, OOM) cannot say anything; the next stage run on the same host closes it as KILLED.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -63,26 +67,76 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def one_line(error: BaseException) -> str:
+    """`Type: first line of the message`, for a tag (MLflow tag values are capped at 5000 chars)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:1000]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def close_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs this host started whose process is gone while they still read RUNNING.
+
+    A `kill -9` (or an OOM kill, a power cut) ends a stage without running `stage_run`'s exit, so its run
+    would stay RUNNING forever. Every run records `ganlab.host` and `ganlab.pid`; a RUNNING run of this host
+    whose pid no longer exists is closed here, with `failure.reason` saying so. Runs of other hosts, and runs
+    whose process is alive (parallel queued experiments), are left alone. Returns the closed run ids."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    host = socket.gethostname()
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`ganlab.host` = '{host}'"
+    )
+    closed = []
+    for run in runs:
+        pid = run.data.tags.get("ganlab.pid", "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            client.set_tag(run.info.run_id, "failure.reason", f"process {pid} ended without closing the run (killed)")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, run_name: str, params: dict[str, Any]) -> Iterator[Any]:
-    """Start an MLflow run tagged with the DVC stage, experiment name and git commit, log `params` (flat),
-    and end it FINISHED, or FAILED if the body raises (the exception propagates)."""
+    """Start an MLflow run tagged with the DVC stage, experiment name, git commit, host and pid, log `params`
+    (flat), and end it FINISHED; if the body raises, end it FAILED (KILLED on Ctrl-C) with the tags
+    `failure.type` (the exception class) and `failure.reason` (its first line, e.g. "DivergedError: generator
+    loss is nan at epoch 3, step 12"), and let the exception propagate.
+
+    Runs left RUNNING by killed processes of this host are closed first (`close_orphaned_runs`)."""
     import mlflow
 
     experiment_id = ensure_database()
+    close_orphaned_runs(experiment_id)
     tags = {
         "dvc.stage": os.environ.get("DVC_STAGE", stage),
         "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
         "git.commit": git_commit(),
         "ganlab.stage": stage,
+        "ganlab.host": socket.gethostname(),
+        "ganlab.pid": str(os.getpid()),
     }
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     try:
         # MLflow caps param values at 6000 chars; ours are short scalars and small lists.
         mlflow.log_params({k: str(v) for k, v in params.items()})
         yield run
-    except BaseException:
-        mlflow.end_run(status="FAILED")
+    except BaseException as error:
+        killed = isinstance(error, (KeyboardInterrupt, SystemExit))
+        with contextlib.suppress(Exception):  # the original error matters more than a tagging failure
+            mlflow.set_tags({"failure.type": type(error).__name__, "failure.reason": one_line(error)})
+        mlflow.end_run(status="KILLED" if killed else "FAILED")
         raise
     mlflow.end_run(status="FINISHED")
 
