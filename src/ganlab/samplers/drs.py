@@ -37,6 +37,13 @@ Modes for choosing what to accept:
   very low and depends on how extreme the running max is.
 - 'confidence': deterministic; accept iff sigmoid(d(x)) >= `threshold` -- the other reading of "discriminator
   confidence": a threshold on D(x) itself (no d_M involved). Meaningful only for a calibrated (BCE) logit.
+- 'quantile': deterministic; accept iff d(x) >= the `threshold`-quantile of d over the burn-in set
+  (numpy `np.quantile`, linear interpolation, float64), i.e. keep the candidates the discriminator ranks in its
+  top (1 - threshold) fraction: acceptance ~= 1 - threshold whatever the logit's scale. A third reading of
+  report 003's "threshold that aligns with discriminator confidence", and the one that stays feasible when D
+  separates real from generated almost perfectly (then sigmoid(d) >= 0.7 accepts ~nothing; measured on an
+  early quick-scale MNIST checkpoint: 2e-4 of candidates after calibration). Rank-based, so a monotone
+  increasing calibration head does not change which candidates are kept.
 
 Defaults and their sources: burn_in 10,000 (paper value as recalled, not verified [M]; shinseung428 uses 50,000
 [3P]); epsilon 1e-6 (Uber [3P]; shinseung428 uses 1e-8); gamma_percentile 95.0 (Uber [3P]); threshold 0.7
@@ -55,7 +62,7 @@ from torch import Tensor
 
 from ganlab.samplers.latent import batch_invariant_sigmoid, derived_uniform, seeded_normal
 
-DRS_MODES = ("percentile", "fixed", "threshold", "confidence")
+DRS_MODES = ("percentile", "fixed", "threshold", "confidence", "quantile")
 MAX_RUN_SEED = 2**31 - 1  # seed * 2**32 + index must stay below 2**63
 STREAM_SPAN = 2**31  # candidates use indices [0, 2**31), burn-in samples [2**31, 2**32)
 
@@ -69,7 +76,7 @@ class DRSConfig:
     mode: str = "percentile"  # one of DRS_MODES
     gamma_percentile: float = 95.0  # 'percentile' mode, numpy 0-100 scale
     gamma: float = 0.0  # 'fixed' mode
-    threshold: float = 0.7  # 'threshold' and 'confidence' modes, in (0, 1)
+    threshold: float = 0.7  # 'threshold', 'confidence' and 'quantile' modes, in (0, 1)
     max_candidates: int = 1_000_000  # stop with an error after this many candidates
 
     def __post_init__(self) -> None:
@@ -100,6 +107,7 @@ class DRSInfo:
     gamma: float  # the gamma used (0.0 in 'threshold' and 'confidence' modes)
     mode: str
     accepted_seeds: Tensor  # (n,) int64 latent seeds of the accepted candidates, in stream order
+    logit_cut: float = math.nan  # 'quantile' mode: the burn-in quantile of d that candidates must reach
 
     def scalars(self) -> dict[str, float | int | str]:
         """The loggable summary (everything but the seeds)."""
@@ -110,6 +118,7 @@ class DRSInfo:
             "d_M_burn_in": self.d_M_burn_in,
             "gamma": self.gamma,
             "mode": self.mode,
+            "logit_cut": self.logit_cut,
         }
 
 
@@ -194,6 +203,7 @@ def drs_sample(
         gamma_used = cfg.gamma
     else:
         gamma_used = 0.0
+    logit_cut = float(np.quantile(d_burn.numpy(), cfg.threshold)) if cfg.mode == "quantile" else math.nan
 
     running_max = d_max_burn
     kept_x: list[Tensor] = []
@@ -220,8 +230,10 @@ def drs_sample(
             accept = u <= batch_invariant_sigmoid(f_hat)
         elif cfg.mode == "threshold":
             accept = batch_invariant_sigmoid(f_hat) >= cfg.threshold
-        else:  # 'confidence'
+        elif cfg.mode == "confidence":
             accept = batch_invariant_sigmoid(d) >= cfg.threshold
+        else:  # 'quantile'
+            accept = d >= logit_cut
         idx = accept.nonzero().squeeze(1)[: n - n_kept]  # first accepted in stream order
         if len(idx):
             kept_x.append(x[idx.to(x.device)])
@@ -240,6 +252,7 @@ def drs_sample(
         gamma=gamma_used,
         mode=cfg.mode,
         accepted_seeds=torch.cat(kept_seeds),
+        logit_cut=logit_cut,
     )
     return torch.cat(kept_x), info
 

@@ -1,0 +1,450 @@
+"""Post-processing methods as evaluated pipeline entries (catalogue §B, report 003): a trained checkpoint (G and D)
+plus a method config -> N uint8 images from integer seeds, plus a record of what the method did.
+
+    postprocess.yaml                         this module                        ganlab.samplers
+    runs.<name>: {experiment, dataset,  ->   load_postprocess -> RunConfig ->   truncated_normal / dgflow_refine /
+      method, <method options>}              run_method(cfg, gan, seeds)        ddls_refine / drs_sample
+    drs_sweep.<name>: {experiment, dataset, thresholds, <DRS options>}
+
+The entries live in their own params file, `postprocess.yaml` (loaded by dvc.yaml's `vars:`), because
+`params.yaml`'s top level is validated by `ganlab.config.PipelineConfig`, which does not (yet) accept a
+`postprocess` key; the scale, device and protocol still come from params.yaml.
+
+Methods (registry `METHODS`, name -> config model and function):
+
+- ``none``        G(z(seed)), the baseline (identical to stage `sample`).
+- ``truncation``  hard truncation of z: every |z_i| > psi resampled (unit-std convention, StudioGAN's
+                  `truncated_normal`; NOT the TF-Hub `t * truncnorm(-2, 2)` one). Sample i shares its in-range
+                  coordinates with baseline sample i.
+- ``dgflow``      DGflow (Ansari et al. 2021, official update rule, no prior term), started from the baseline
+                  latents z(seed_i); d = D's logit, a WGAN critic's output used directly (official code).
+- ``ddls``        DDLS (Che et al. 2020): ULA on E(z) = ||z||^2/2 - d(G(z)) from the baseline latents.
+- ``drs``         DRS (Azadi et al. 2019, Alg. 1) on a CALIBRATED logit: a logistic head a*d(x) + b fitted on
+                  real (train split) vs generated samples with G and D frozen (`calibrate_discriminator`), for
+                  every loss (for the NS-loss D the raw logit is already a log-ratio estimate, but an
+                  over-confident one; calibrating it too is the honest choice and is recorded). KeepTraining
+                  (continued D training with G frozen) is not done. Candidates are the seed stream
+                  `seed * 2**32 + i` of `drs_sample` (with `evaluate.seed` 0: the baseline seeds 0, 1, 2, ...).
+
+DRS "threshold 0.7" (report 003: "samples are retained based on a rejection threshold that aligns with
+discriminator confidence"). Four readings exist (see `ganlab.samplers.drs`); the catalogue entries use
+``mode: quantile`` -- keep the candidates whose calibrated logit reaches the `threshold`-quantile of the burn-in
+logits (acceptance ~ 1 - threshold), because the literal ``confidence`` reading (sigmoid(d) >= 0.7) accepted
+2e-4 of candidates on our quick-scale vanilla D (it separates real from fake almost perfectly: mean logit +4.9
+vs -4.8), i.e. 10k samples would need ~50M candidates. ``confidence``, ``threshold`` and the paper's
+probabilistic ``percentile`` mode stay available per entry.
+
+Latents of a Gaussian-mixture prior (GM-GAN): all methods act on the standard-normal z before the mixture's
+affine map (see `ganlab.samplers.latent`); the zoo's generators do not expose that map here, so mixture and
+conditional generators are refused (ConfigError) rather than silently treated as N(0, I) generators.
+
+Every method's samples are identical at any batch size (per-seed latents and per-seed noise streams).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+import yaml
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from ganlab.config import ConfigError, ExperimentConfig, PipelineConfig, Scaled, parse
+from ganlab.data.arrays import to_model, to_uint8
+from ganlab.nets.registry import build_net, validate_net
+from ganlab.samplers import (
+    calibrate_discriminator,
+    ddls_refine,
+    dgflow_refine,
+    drs_sample,
+    seeded_normal,
+    truncated_normal,
+)
+from ganlab.samplers.drs import MAX_RUN_SEED
+from ganlab.schema import NonNegativeInt, Number, PositiveFloat, PositiveInt, Strict
+
+# Fake samples for the DRS calibration head come from their own seed range, disjoint from evaluation
+# (evaluation seed k uses k * 1e6 + i) and from DRS candidate / burn-in streams (seed * 2**32 + i, i < 2**32).
+CALIBRATION_SEED_BASE = 2**62
+
+TRUNCATION_CONVENTION = (
+    "unit-std hard truncation: each z_i ~ N(0, 1) with |z_i| > psi is resampled until inside "
+    "(StudioGAN truncated_normal; not TF-Hub's t * truncnorm(-2, 2))"
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Method configs (one strict model per method; `experiment`, `dataset`, `method` are common)
+
+class _Entry(Strict):
+    experiment: str
+    dataset: str  # must equal experiments[experiment]; dvc.yaml needs it to name the data paths
+
+
+class NoneConfig(_Entry):
+    """The baseline: G(z(seed))."""
+
+    method: Literal["none"]
+
+
+class TruncationConfig(_Entry):
+    """Hard truncation (BigGAN); psi in units of the prior's std. Catalogue: 2.0 vanilla, 0.9 wgan."""
+
+    method: Literal["truncation"]
+    psi: PositiveFloat
+
+
+class DGflowConfig(_Entry):
+    """DGflow; defaults = the official CIFAR-10/STL-10 configs = the catalogue's row (KL, 0.1, 0.01, 25)."""
+
+    method: Literal["dgflow"]
+    f_div: Literal["KL", "logD", "JS"] = "KL"
+    eta: PositiveFloat = 0.1
+    gamma: Number = Field(0.01, ge=0)
+    steps: Scaled[NonNegativeInt] = Scaled[NonNegativeInt](quick=25, paper=25)
+
+
+class DDLSConfig(_Entry):
+    """DDLS (ULA). step_size 0.01 / 1000 steps: commonly quoted, not verified in the paper [M] -> `paper`;
+    quick scale keeps the step size and runs fewer steps (CPU budget)."""
+
+    method: Literal["ddls"]
+    step_size: PositiveFloat = 0.01
+    steps: Scaled[NonNegativeInt] = Scaled[NonNegativeInt](quick=20, paper=1000)
+    noise_std: Number = Field(1.0, ge=0)
+    decay: Number = Field(1.0, gt=0, le=1)
+    decay_every: NonNegativeInt = 0
+
+
+class _DRSOptions(Strict):
+    """DRS options shared by single runs and threshold sweeps (sources in `ganlab.samplers.drs`)."""
+
+    mode: Literal["percentile", "fixed", "threshold", "confidence", "quantile"] = "quantile"
+    burn_in: PositiveInt = 10_000
+    epsilon: PositiveFloat = 1e-6
+    gamma_percentile: Number = Field(95.0, ge=0, le=100)
+    gamma: Number = 0.0
+    max_candidates: PositiveInt = 1_000_000
+    calibration_n: Scaled[PositiveInt] = Scaled[PositiveInt](quick=10_000, paper=10_000)  # per class
+    stream_seed: NonNegativeInt = Field(0, le=MAX_RUN_SEED)  # candidate stream; 0 = the baseline seeds
+
+
+class DRSConfig(_Entry, _DRSOptions):
+    """One DRS run. `threshold` in (0, 1): its meaning depends on `mode` (module docstring)."""
+
+    method: Literal["drs"]
+    threshold: Number = Field(0.7, gt=0, lt=1)
+
+
+class DRSSweepConfig(_Entry, _DRSOptions):
+    """A DRS threshold sweep (report 003: 0.5 ... 0.9): one calibration, one run per threshold."""
+
+    thresholds: list[Number]  # strictly increasing, each in (0, 1)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "DRSSweepConfig":
+        t = self.thresholds
+        if not t or any(not (0 < v < 1) for v in t):
+            raise ValueError(f"thresholds: need one or more values in (0, 1), got {t}")
+        if any(b <= a for a, b in zip(t, t[1:])):
+            raise ValueError(f"thresholds: must be strictly increasing, got {t}")
+        return self
+
+    def run(self, threshold: float) -> DRSConfig:
+        """The single-run config of one sweep point."""
+        fields = self.model_dump(exclude={"thresholds"})
+        return DRSConfig(method="drs", threshold=threshold, **fields)
+
+
+RunConfig = NoneConfig | TruncationConfig | DGflowConfig | DDLSConfig | DRSConfig
+
+# ---------------------------------------------------------------------------------------------------
+# Loading and validating `postprocess:` from params.yaml
+
+
+class PostprocessSection(Strict):
+    """postprocess.yaml -- `runs` (name -> one method on one experiment) and `drs_sweep` (name -> a sweep).
+    Names are DVC stage keys and params paths: letters, digits, `-` and `_` only (no dots)."""
+
+    runs: dict[str, dict[str, Any]] = {}
+    drs_sweep: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class Postprocess:
+    runs: dict[str, RunConfig]
+    drs_sweep: dict[str, DRSSweepConfig]
+
+
+def _check_name(section: str, name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ConfigError(f"{section}.{name}: entry names may hold only letters, digits, '-' and '_'")
+
+
+def _check_experiment(section: str, cfg: _Entry, pipeline: PipelineConfig) -> None:
+    if cfg.experiment not in pipeline.experiments:
+        raise ConfigError(
+            f"{section}.experiment: no experiment {cfg.experiment!r}; allowed: {sorted(pipeline.experiments)}"
+        )
+    if cfg.dataset != pipeline.experiments[cfg.experiment]:
+        raise ConfigError(
+            f"{section}.dataset: {cfg.dataset!r}, but experiments.{cfg.experiment} is "
+            f"{pipeline.experiments[cfg.experiment]!r}"
+        )
+
+
+def parse_run(data: Any, section: str) -> RunConfig:
+    """One run entry -> its method's config; an unknown method is a ConfigError listing the allowed ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {type(data).__name__}")
+    method = data.get("method")
+    if method not in METHODS:
+        raise ConfigError(f"{section}.method: unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    return parse(METHODS[method].config, data, section)
+
+
+def read_postprocess(path: str | Path) -> dict[str, Any]:
+    """The raw content of postprocess.yaml (empty file = {}); ConfigError if missing or not YAML."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data or {}
+
+
+def load_postprocess(data: dict[str, Any] | None, pipeline: PipelineConfig) -> Postprocess:
+    """Validate every entry of postprocess.yaml's content `data` (None = nothing to do) against `pipeline`."""
+    section = parse(PostprocessSection, data or {}, "postprocess.yaml")
+    runs: dict[str, RunConfig] = {}
+    for name, data in section.runs.items():
+        where = f"postprocess.yaml:runs.{name}"
+        _check_name("postprocess.yaml:runs", name)
+        runs[name] = parse_run(data, where)
+        _check_experiment(where, runs[name], pipeline)
+    sweeps: dict[str, DRSSweepConfig] = {}
+    for name, data in section.drs_sweep.items():
+        where = f"postprocess.yaml:drs_sweep.{name}"
+        _check_name("postprocess.yaml:drs_sweep", name)
+        sweeps[name] = parse(DRSSweepConfig, data, where)
+        _check_experiment(where, sweeps[name], pipeline)
+    return Postprocess(runs, sweeps)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The trained GAN, frozen
+
+
+@dataclass(frozen=True)
+class FrozenGAN:
+    """G and D of a checkpoint in eval mode (D's dropout off) with requires_grad off.
+
+    `generator(z)`: (B, nz) -> (B, C, H, W) in [-1, 1]; `logit(x)`: (B, C, H, W) -> (B,) raw D output."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    nz: int
+    loss: str  # the training loss: "ns" (a BCE logit), "hinge", "wasserstein", ...
+
+
+def load_gan(state: dict[str, Any], device: torch.device) -> FrozenGAN:
+    """Rebuild G and D of a `train_gan` checkpoint. Conditional / mixture-prior generators are refused:
+    the samplers need z -> G(z) with a standard-normal z (module docstring)."""
+    cfg = ExperimentConfig.model_validate(state["config"])
+    prior = getattr(cfg, "prior", "normal")
+    if prior != "normal":
+        raise ConfigError(
+            f"postprocess: the generator's latent prior is {prior!r}; the samplers need z ~ N(0, I) and the mixture "
+            "map is not exposed here (see ganlab.samplers.latent for what each method would do to it)"
+        )
+    conditional = [role for role, net in (("generator", cfg.generator), ("discriminator", cfg.discriminator))
+                   if getattr(validate_net(role, net), "conditional", False)]
+    if getattr(cfg, "encoder", None) is not None:
+        conditional.append("encoder (BiGAN: D scores (x, z) pairs)")
+    if conditional:
+        raise ConfigError(
+            f"postprocess: the checkpoint's {' and '.join(conditional)} does not fit the samplers' contract "
+            "(an unconditional N(0, I) generator and a D scoring x alone)"
+        )
+    shape, num_classes = tuple(state["image_shape"]), state.get("num_classes", 0)  # dataset classes, unused here
+    generator = build_net("generator", cfg.generator, image_shape=shape, num_classes=num_classes)
+    discriminator = build_net("discriminator", cfg.discriminator, image_shape=shape, num_classes=num_classes)
+    generator.load_state_dict(state["generator"])
+    discriminator.load_state_dict(state["discriminator"])
+    for net in (generator, discriminator):
+        net.to(device).eval().requires_grad_(False)
+    return FrozenGAN(generator, discriminator, int(generator.nz), cfg.loss)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Methods: (cfg, gan, seeds, context) -> (uint8 images (N, H, W, C), int64 seeds (N,), info)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a method may use besides the GAN: the scale, the device, the compute batch size (speed only)
+    and real training images (uint8 (N, H, W, C)) for the DRS calibration head."""
+
+    scale: str
+    device: torch.device
+    batch_size: int
+    real_images: np.ndarray | None = None
+
+
+def _in_batches(seeds: np.ndarray, batch_size: int, make: Callable[[np.ndarray], Tensor]) -> np.ndarray:
+    """uint8 images of make(seed batch) -> (B, C, H, W) in [-1, 1], concatenated in seed order."""
+    out = [to_uint8(make(seeds[i : i + batch_size]).detach()).cpu().numpy() for i in range(0, len(seeds), batch_size)]
+    return np.concatenate(out)
+
+
+def run_none(cfg: NoneConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+    def make(s: np.ndarray) -> Tensor:
+        with torch.no_grad():
+            return gan.generator(seeded_normal(s.tolist(), (gan.nz,), ctx.device))
+
+    return _in_batches(seeds, ctx.batch_size, make), seeds, {}
+
+
+def run_truncation(cfg: TruncationConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+    def make(s: np.ndarray) -> Tensor:
+        with torch.no_grad():
+            return gan.generator(truncated_normal(s.tolist(), (gan.nz,), cfg.psi, ctx.device))
+
+    info = {"truncation": {"psi": cfg.psi, "convention": TRUNCATION_CONVENTION}}
+    return _in_batches(seeds, ctx.batch_size, make), seeds, info
+
+
+def _critic_note(gan: FrozenGAN) -> str:
+    if gan.loss == "ns":
+        return "d = D's logit (non-saturating BCE: an estimate of log p_data/p_g)"
+    return f"d = the {gan.loss} critic's raw output, used directly as in the official DGflow code (not a log-ratio)"
+
+
+def run_dgflow(cfg: DGflowConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+    steps = cfg.steps.at(ctx.scale)
+
+    def make(s: np.ndarray) -> Tensor:
+        z = seeded_normal(s.tolist(), (gan.nz,), ctx.device)
+        z = dgflow_refine(z, gan.generator, gan.discriminator, seeds=s.tolist(), f_div=cfg.f_div, eta=cfg.eta,
+                          gamma=cfg.gamma, steps=steps)
+        with torch.no_grad():
+            return gan.generator(z)
+
+    info = {"dgflow": {"f_div": cfg.f_div, "eta": cfg.eta, "gamma": cfg.gamma, "steps": steps,
+                       "start": "baseline latents z(seed)", "d": _critic_note(gan)}}
+    return _in_batches(seeds, ctx.batch_size, make), seeds, info
+
+
+def run_ddls(cfg: DDLSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+    steps = cfg.steps.at(ctx.scale)
+
+    def make(s: np.ndarray) -> Tensor:
+        z = seeded_normal(s.tolist(), (gan.nz,), ctx.device)
+        z = ddls_refine(z, gan.generator, gan.discriminator, seeds=s.tolist(), step_size=cfg.step_size, steps=steps,
+                        noise_std=cfg.noise_std, decay=cfg.decay, decay_every=cfg.decay_every)
+        with torch.no_grad():
+            return gan.generator(z)
+
+    info = {"ddls": {"energy": "||z||^2/2 - d(G(z))", "sampler": "ULA", "step_size": cfg.step_size, "steps": steps,
+                     "noise_std": cfg.noise_std, "decay": cfg.decay, "decay_every": cfg.decay_every,
+                     "start": "baseline latents z(seed)", "d": _critic_note(gan)}}
+    return _in_batches(seeds, ctx.batch_size, make), seeds, info
+
+
+def calibrate(gan: FrozenGAN, opts: _DRSOptions, ctx: Context) -> tuple[Callable[[Tensor], Tensor], dict[str, Any]]:
+    """Fit the logistic head a*D(x) + b on n real training images vs n samples of the frozen G (own seed
+    range); returns (calibrated logit function, the `calibration` record)."""
+    if ctx.real_images is None:
+        raise ValueError("DRS needs real images for its calibration head (Context.real_images)")
+    n = min(opts.calibration_n.at(ctx.scale), len(ctx.real_images))
+    real = to_model(torch.as_tensor(ctx.real_images[:n]).to(ctx.device))  # (n, C, H, W) in [-1, 1]
+    fake_seeds = CALIBRATION_SEED_BASE + np.arange(n, dtype=np.int64)
+    with torch.no_grad():
+        fake = torch.cat([gan.generator(seeded_normal(fake_seeds[i : i + ctx.batch_size].tolist(), (gan.nz,), ctx.device))
+                          for i in range(0, n, ctx.batch_size)])
+    logit_fn, head = calibrate_discriminator(gan.discriminator, real, fake, batch_size=ctx.batch_size)
+    record = {"a": head.a, "b": head.b, "n": n, "loss": head.loss, "converged": head.converged,
+              "real_split": "train (first n)", "fake_seeds": f"{CALIBRATION_SEED_BASE} + i",
+              "logit": "a * D(x) + b, class-balanced BCE, G and D frozen; no KeepTraining"}
+    return logit_fn, record
+
+
+def drs_with(cfg: DRSConfig, gan: FrozenGAN, n: int, logit_fn: Callable[[Tensor], Tensor], ctx: Context):
+    """DRS samples with an already calibrated logit: (uint8 images (n, ...), accepted seeds, `drs` record)."""
+    x, info = drs_sample(
+        n, gan.generator, logit_fn, nz=gan.nz, seed=cfg.stream_seed, burn_in=cfg.burn_in, epsilon=cfg.epsilon,
+        mode=cfg.mode, gamma_percentile=cfg.gamma_percentile, gamma=cfg.gamma, threshold=cfg.threshold,
+        max_candidates=cfg.max_candidates, device=ctx.device, batch_size=ctx.batch_size,
+    )
+    record = {k: v for k, v in info.scalars().items() if not (isinstance(v, float) and math.isnan(v))}
+    record |= {"threshold": cfg.threshold, "burn_in": cfg.burn_in, "epsilon": cfg.epsilon, "stream_seed": cfg.stream_seed}
+    if cfg.mode == "percentile":
+        record["gamma_percentile"] = cfg.gamma_percentile
+    images = to_uint8(x).cpu().numpy()
+    return images, info.accepted_seeds.numpy().astype(np.int64), record
+
+
+def run_drs(cfg: DRSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+    """DRS keeps len(seeds) accepted candidates; the returned seeds are the accepted latent seeds."""
+    logit_fn, calibration = calibrate(gan, cfg, ctx)
+    images, accepted, record = drs_with(cfg, gan, len(seeds), logit_fn, ctx)
+    return images, accepted, {"drs": record, "calibration": calibration}
+
+
+@dataclass(frozen=True)
+class Method:
+    config: type[Strict]
+    run: Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+
+
+METHODS: dict[str, Method] = {
+    "none": Method(NoneConfig, run_none),
+    "truncation": Method(TruncationConfig, run_truncation),
+    "dgflow": Method(DGflowConfig, run_dgflow),
+    "ddls": Method(DDLSConfig, run_ddls),
+    "drs": Method(DRSConfig, run_drs),
+}
+
+
+def method_params(cfg: Strict, scale: str) -> dict[str, Any]:
+    """The method's options at `scale` (Scaled values resolved), without experiment/dataset."""
+    out = {}
+    for key, value in cfg:
+        if key in ("experiment", "dataset"):
+            continue
+        out[key] = value.at(scale) if isinstance(value, Scaled) else value
+    return out
+
+
+def run_method(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Run `cfg`'s method for the integer `seeds` (N,): uint8 images (N, H, W, C), the latent seed of each image
+    (N,) int64 (== seeds except for DRS: the accepted candidates), and an info dict
+    `{method, method_params, seconds, <method>: {...}, [calibration: {...}]}`."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    t0 = time.perf_counter()
+    images, out_seeds, info = METHODS[cfg.method].run(cfg, gan, seeds, ctx)
+    return images, out_seeds, {"method": cfg.method, "method_params": method_params(cfg, ctx.scale),
+                               "seconds": time.perf_counter() - t0, **info}
+
+
+def sweep_series(
+    experiment: str, method: str, key: str, points: list[dict[str, Any]], protocol: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """A sweep series in the report's format (`ganlab.report.load_evaluations`):
+    `{experiment, method, sweep: key, points: [{key: x, fid, precision, ...}, ...], protocol, **extra}`,
+    points sorted by x; a repeated x is a ValueError."""
+    pts = sorted(points, key=lambda p: p[key])
+    xs = [p[key] for p in pts]
+    if any(b <= a for a, b in zip(xs, xs[1:])):
+        raise ValueError(f"sweep {key}: repeated values {xs}")
+    return {"experiment": experiment, "method": method, "sweep": key, "points": pts, "protocol": protocol, **extra}
+
