@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 
+from ganlab import checkpoint as ckpt_io
 from ganlab.config import flatten, load_experiment, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.images import save_grid
@@ -62,6 +63,16 @@ def main() -> None:
     # A `kill -9` during a checkpoint write leaves its temporary file; the checkpoint itself is whole.
     for stale in remove_stale_temporaries(args.checkpoint):
         print(f"removed {stale} (left by an interrupted run)")
+    if args.checkpoint.exists():  # resume point: refuse a file that is not one of our checkpoints, by name
+        try:
+            saved = ckpt_io.load(args.checkpoint)
+            assert isinstance(saved, dict) and {"epoch", "config"} <= set(saved)
+        except Exception as e:  # torch raises many types for a file that is not a checkpoint
+            raise BadInputError(
+                f"{args.checkpoint}: not a readable checkpoint ({type(e).__name__}: {e}); "
+                "delete it to train from scratch"
+            ) from None
+        del saved
     num_epochs = cfg.num_epochs.at(pipeline.scale)
     run_params = {
         "experiment": args.experiment,

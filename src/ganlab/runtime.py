@@ -79,13 +79,25 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     return ConfigError, BadInputError, DataFormatError, ChecksumMismatch, DatasetUnavailable
 
 
+def _message(error: BaseException) -> str:
+    """The error's message on one line (e.g. a YAML parser's report spans several), except for
+    `DatasetUnavailable`, whose further lines are the instructions for placing the files by hand."""
+    from ganlab.data.download import DatasetUnavailable
+
+    text = str(error).strip()
+    if isinstance(error, DatasetUnavailable):
+        return text
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
     """Decorate a stage's `main`: expected failures print their message on stderr and exit non-zero,
     without a traceback.
 
     Exit 2 (`EXIT_BAD_INPUT`): invalid params (`ConfigError`), bad input data (`BadInputError`,
-    `DataFormatError`, `ChecksumMismatch`) or a dataset that no source provides (`DatasetUnavailable`, whose
-    message goes on to list the sources tried and where to place the files by hand). One line otherwise.
+    `DataFormatError`, `ChecksumMismatch`), one line; or a dataset that no source provides
+    (`DatasetUnavailable`: its first line says so, the next ones list the sources tried and where to place
+    the files by hand).
     Exit 3 (`EXIT_DIVERGED`): `DivergedError`. Anything else is a bug: the traceback is kept (exit 1)."""
 
     @functools.wraps(main)
@@ -98,7 +110,7 @@ def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
         except Exception as e:
             if not isinstance(e, _bad_input_errors()):
                 raise
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {_message(e)}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapped
