@@ -49,8 +49,8 @@ _EXTRA_CANDIDATES = 8
 # Relative margin on the squared radius under which a comparison is decided before rounding the
 # distance values to float32/float64 (float32 rounding moves a value by < 2^-23 relative).
 _DELTA = 2.0**-20
-# Cap on (pairs x D) elements held at once in exact pairwise recomputation, to bound memory (~64 MB).
-_EXACT_ELEMS = 1 << 23
+# Cap on (pairs x D) elements held at once in float64 slabs (exact recomputation, centring): 8 MB each.
+_EXACT_ELEMS = 1 << 20
 
 
 def compute_prdc(real_features, fake_features, nearest_k: int = 5, chunk_size: int = 2048, device="cpu") -> dict[str, float]:
@@ -109,10 +109,11 @@ def _as_feature_tensor(x, name: str, device: torch.device) -> torch.Tensor:
     t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
     if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
         raise ValueError(f"{name} must have shape (N, D) with N, D >= 1, got {tuple(t.shape)}")
-    t = t.to(device=device, dtype=torch.float32 if t.dtype == torch.float32 else torch.float64)
-    if not torch.isfinite(t).all():
+    t = t.to(device=device, dtype=torch.float32 if t.dtype == torch.float32 else torch.float64).contiguous()
+    step = max(1, _EXACT_ELEMS // t.shape[1])
+    if not all(torch.isfinite(t[s : s + step]).all() for s in range(0, t.shape[0], step)):
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return t.contiguous()
+    return t
 
 
 def _prdc_value(sq_dist: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
@@ -178,7 +179,7 @@ class _Approx:
     def __init__(self, real: torch.Tensor, fake: torch.Tensor, ws: _Workspace, dtype: torch.dtype):
         self.dtype = dtype
         # Centring removes the common offset (e.g. non-negative CNN features) from |x|^2, which sets e.
-        center = real.double().mean(0)  # (D,)
+        center = real.mean(0, dtype=torch.float64)  # (D,), accumulated in float64 without a copy
         u = 2.0**-24 if dtype == torch.float32 else 2.0**-53
         self.c = (2.002 * real.shape[1] + 16.0) * u
         self.real, self.real_csq = self._centre(real, center, dtype, ws)
@@ -257,12 +258,15 @@ def _knn_sq_radii(x, xa, xa_sq, csq, k: int, chunk: int, c: float, ws: _Workspac
     # >= best_v[:, -1], and the true (k+1)-th d2 is <= t + e with t the (k+1)-th kept approx value, so
     # a true member has approx value <= t + 2e.
     e = c * (csq + csq.max())  # (N,) float64
+    bound = best_v[:, k].double() + 2 * e  # (N,)
     if kp < n:
-        certified = best_v[:, -1].double() > best_v[:, k].double() + 2 * e
+        certified = best_v[:, -1].double() > bound
     else:
         certified = torch.ones(n, dtype=torch.bool, device=x.device)
-    rows = torch.arange(n, device=x.device)
-    exact = _exact_sq_dists(x, x, rows.repeat_interleave(kp), best_i.reshape(-1), ws).view(n, kp)
+    # Exact d2 only for kept candidates that can be among the k+1 nearest (at least the first k+1).
+    need_r, need_c = (best_v.double() <= bound[:, None]).nonzero(as_tuple=True)
+    exact = torch.full((n, kp), float("inf"), dtype=torch.float64, device=x.device)
+    exact[need_r, need_c] = _exact_sq_dists(x, x, need_r, best_i[need_r, need_c], ws)
     radius = exact.sort(dim=1).values[:, k]
     bad = (~certified).nonzero().squeeze(1)
     if bad.numel():
