@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import subprocess
@@ -43,6 +44,10 @@ def ensure_database(uri: str | None = None) -> str:
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
+    # Creating the schema logs INFO lines on stderr ("Creating initial MLflow database tables..."); a failing
+    # stage's stderr must stay its one error line.
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     lock_path = Path(uri.removeprefix("sqlite:///") + ".lock") if uri.startswith("sqlite:///") else None
     with contextlib.ExitStack() as stack:
         if lock_path is not None:
