@@ -448,3 +448,22 @@ def test_make_ui_binds_localhost_only():
     assert "mlflow ui" in ui or "mlflow server" in ui
     assert re.search(r"--host[ =]127\.0\.0\.1\b", ui), ui
     assert "0.0.0.0" not in makefile
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("method: drs, mode", "method: drs2, mode", ["runs.vanilla-drs.method", "'drs2'", "allowed"]),
+    ("threshold: 0.7}", 'threshold: "0.7"}', ["runs.vanilla-drs.threshold", "string '0.7'"]),
+], ids=["unknown_method", "number_as_string"])
+def test_postprocess_refuses_a_bad_method_entry_before_loading_anything(old, new, expected, tmp_path, monkeypatch, capsys):
+    text = (ROOT / "postprocess.yaml").read_text()
+    assert old in text
+    (tmp_path / "postprocess.yaml").write_text(text.replace(old, new, 1))
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    argv = ["--params", str(tmp_path / "params.yaml"), "--postprocess", str(tmp_path / "postprocess.yaml"),
+            "--name", "vanilla-drs", "--checkpoint", str(tmp_path / "absent.pt"), "--data", str(tmp_path / "absent.npz"),
+            "--out", str(tmp_path / "out.npz"), "--info", str(tmp_path / "info.json")]
+    code, err = _run_in_process(_load_stage("postprocess"), argv, tmp_path, monkeypatch, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    for part in expected:
+        assert part in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "postprocess.yaml"]
