@@ -74,6 +74,9 @@ def main() -> None:
             ) from None
         del saved
     num_epochs = cfg.num_epochs.at(pipeline.scale)
+    # the experiment's own per-epoch batch cap (quick-scale conv recipes) and the global debug knob: the smaller
+    caps = [c for c in (cfg.epoch_batches(pipeline.scale), pipeline.max_batches_per_epoch) if c is not None]
+    max_batches = min(caps) if caps else None
     run_params = {
         "experiment": args.experiment,
         "dataset": pipeline.experiments[args.experiment],
@@ -95,7 +98,7 @@ def main() -> None:
         state = train_gan(
             cfg, data["x_train"], data["y_train"],
             num_epochs=num_epochs, device=device, checkpoint_path=args.checkpoint,
-            num_classes=len(data["class_names"]), max_batches_per_epoch=pipeline.max_batches_per_epoch,
+            num_classes=len(data["class_names"]), max_batches_per_epoch=max_batches,
             on_epoch=log_epoch,
             save_grid=lambda images, epoch: save_grid(images, args.grids / f"epoch_{epoch:04d}.png"),
         )

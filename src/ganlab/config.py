@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ganlab.losses import LOSSES
 from ganlab.nets.registry import validate_net
+from ganlab.priors import PRIOR_FIELDS, PRIORS, check_prior_fields
 from ganlab.schema import (
     ConfigError,
     Integer,
@@ -102,19 +103,47 @@ class OptimizerConfig(Strict):
     betas: tuple[Annotated[Number, Field(ge=0, lt=1)], Annotated[Number, Field(ge=0, lt=1)]] = (0.9, 0.999)
 
 
+class ProbeConfig(Strict):
+    """`<experiment>.probe:` — linear-probe evaluation of a BiGAN encoder (stage `probe@<experiment>`): an RBF SVM,
+    a logistic-regression classifier and (optionally) 1-NN fitted on E(x) of a seeded subset of the train split,
+    scored on the whole test split. It lives in the experiment's section, so editing it reruns train as well."""
+
+    train_size: Scaled[PositiveInt]  # train images used to fit the classifiers (capped at the split size)
+    svm_c: PositiveFloat = 1.0
+    nearest_neighbour: bool = True  # 1-NN accuracy (the BiGAN paper's MNIST metric)
+    seed: NonNegativeInt = 0
+
+
 class ExperimentConfig(Strict):
-    """`<experiment>:` — one GAN recipe (catalogue §A/C/D). The dataset comes from `experiments:`."""
+    """`<experiment>:` — one GAN recipe (catalogue §A/C/D). The dataset comes from `experiments:`.
+
+    Latent prior (`ganlab.priors`): `prior` names it; `num_components` (K), `sigma` (σ, a standard deviation:
+    the fixed σ of the static mixture, the initial σ₀ of the supervised one), `c` (means ~ U[-c, c]) and
+    `lr_prior` (the supervised mixture's own Adam learning rate, report 004's "GM lr") are its knobs, at the
+    top level of the section so that `dvc exp run -S gmgan.sigma=1.4` names exactly the knob.
+    """
 
     generator: NetConfig
     discriminator: NetConfig
+    encoder: NetConfig | None = None  # BiGAN: E(x) -> z, trained with G; D scores (x, z) pairs
     loss: str = "ns"
     optimizer: OptimizerConfig
     batch_size: PositiveInt = 64
     num_epochs: Scaled[PositiveInt]
+    # Cut each epoch to its first N batches (of a fresh permutation); null = the full epoch. Used at quick
+    # scale for the convolutional recipes, whose full MNIST epoch does not fit the CPU budget.
+    batches_per_epoch: Scaled[PositiveInt | None] | None = None
     n_critic: PositiveInt = 1  # D steps per G step
     n_gen: PositiveInt = 1  # G steps per G turn
     clip_value: PositiveFloat | None = None  # WGAN weight clipping (Arjovsky et al. 2017)
     gp_weight: Annotated[Number, Field(ge=0)] = 0.0  # WGAN-GP λ (Gulrajani et al. 2017)
+    prior: str = "normal"
+    num_components: PositiveInt | None = None
+    sigma: PositiveFloat | None = None
+    c: PositiveFloat | None = None
+    lr_prior: PositiveFloat | None = None
+    class_loss_weight: Annotated[Number, Field(ge=0)] | None = None  # gmgan_sep: weight of the class CE (1.5)
+    probe: ProbeConfig | None = None  # BiGAN encoders only
     seed: NonNegativeInt = 0
     grid_size: PositiveInt = 64  # images in the per-epoch sample grid
 
@@ -122,9 +151,38 @@ class ExperimentConfig(Strict):
     def _known_names(self) -> "ExperimentConfig":
         if self.loss not in LOSSES:
             raise ValueError(f"loss: unknown loss {self.loss!r}; allowed: {sorted(LOSSES)}")
-        validate_net("generator", self.generator)
-        validate_net("discriminator", self.discriminator)
+        loss = LOSSES[self.loss]
+        g_opts = validate_net("generator", self.generator)
+        d_opts = validate_net("discriminator", self.discriminator)
+        e_opts = validate_net("encoder", self.encoder) if self.encoder is not None else None
+        check_prior_fields(self.prior, self.model_dump(include=set(PRIOR_FIELDS)))
+        labelled = PRIORS[self.prior][0].labelled
+        head = getattr(d_opts, "head", "real_fake")
+        if loss.multi_logit != (head == "classes_and_fake"):
+            want = "classes_and_fake" if loss.multi_logit else "real_fake"
+            raise ValueError(f"discriminator.head: loss {self.loss!r} needs head {want!r}, got {head!r}")
+        if loss.uses_labels and not labelled:
+            raise ValueError(f"prior: loss {self.loss!r} needs labelled samples; use prior class_normal or "
+                             f"supervised_mixture, not {self.prior!r}")
+        for role, opts in (("generator", g_opts), ("discriminator", d_opts)):
+            if getattr(opts, "conditional", False) and not labelled:
+                raise ValueError(f"{role}.conditional: a conditional network needs a labelled prior "
+                                 f"(class_normal or supervised_mixture), not {self.prior!r}")
+        if loss.g_uses_real != (e_opts is not None):
+            raise ValueError(f"encoder: loss {self.loss!r} " + ("needs an encoder" if loss.g_uses_real
+                             else "does not use an encoder; remove it or use loss 'bigan'"))
+        for role, opts in (("encoder", e_opts), ("discriminator", d_opts)):
+            if opts is not None and hasattr(opts, "nz") and opts.nz != g_opts.nz:
+                raise ValueError(f"{role}.nz: {opts.nz} must equal generator.nz {g_opts.nz}")
+        if self.probe is not None and self.encoder is None:
+            raise ValueError("probe: only an experiment with an encoder (BiGAN) can be probed")
+        if self.class_loss_weight is not None and self.loss != "gmgan_sep":
+            raise ValueError(f"class_loss_weight: only used by loss 'gmgan_sep', not {self.loss!r}")
         return self
+
+    def epoch_batches(self, scale: str) -> int | None:
+        """The per-epoch batch cap at `scale` (None: full epochs)."""
+        return None if self.batches_per_epoch is None else self.batches_per_epoch.at(scale)
 
 
 class PipelineConfig(Strict):

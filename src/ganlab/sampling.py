@@ -1,5 +1,9 @@
 """Evaluation samples from integer seeds: sample i of an evaluation is G(z(seed_offset + i)), where z(s) is
-`ganlab.samplers.latent.seeded_normal([s])`, so the same seed gives the same image at any batch size."""
+`ganlab.samplers.latent.seeded_normal([s])`, so the same seed gives the same image at any batch size.
+
+Conditional and mixture generators (`ganlab.train.LatentGenerator` with components) also need a component /
+class per sample: it is `generator.components_for([s])`, a pure function of the same seed (see
+`ganlab.priors.Prior.components_from_seeds`), so those samples are batch-size invariant too."""
 
 from __future__ import annotations
 
@@ -19,10 +23,14 @@ def evaluation_seeds(n: int, seed: int) -> np.ndarray:
 
 @torch.no_grad()
 def generate(generator: nn.Module, seeds: np.ndarray, *, batch_size: int, device: torch.device) -> np.ndarray:
-    """uint8 (len(seeds), H, W, C) images from `generator` (put in eval mode), one latent per seed."""
+    """uint8 (len(seeds), H, W, C) images from `generator` (put in eval mode), one latent per seed (and one
+    component per seed when the generator has `components_for`, e.g. a conditional or mixture sampler)."""
     generator.eval()
+    components_for = getattr(generator, "components_for", None)
     out = []
     for i in range(0, len(seeds), batch_size):
-        z = seeded_normal(seeds[i : i + batch_size].tolist(), (generator.nz,), device)
-        out.append(to_uint8(generator(z)).cpu().numpy())
+        batch = seeds[i : i + batch_size].tolist()
+        z = seeded_normal(batch, (generator.nz,), device)
+        k = components_for(batch, device) if components_for is not None else None
+        out.append(to_uint8(generator(z) if k is None else generator(z, k)).cpu().numpy())
     return np.concatenate(out)

@@ -2,7 +2,17 @@
 
 What varies between recipes is configuration, not code: the loss (by name, `ganlab.losses`), D steps per
 G step (`n_critic`), G steps per turn (`n_gen`), WGAN weight clipping (`clip_value`), the WGAN-GP penalty
-(`gp_weight`), separate learning rates and the optimiser.
+(`gp_weight`), separate learning rates and the optimiser, the latent prior (`ganlab.priors`: standard normal,
+uniform, class-labelled, static mixture, learnable supervised mixture with its own learning rate), conditional
+inputs (real images carry their dataset label, fake ones the label their prior drew) and a BiGAN encoder
+(D scores (x, E(x)) against (G(z), z); E is trained with G by `opt_g`).
+
+One step, for every recipe (k: the prior's component per sample, y = prior.labels(k)):
+
+    D: ε ~ N(0, I), k ~ U{0..K-1};  z = prior(ε, k);  x̃ = G(z, y)                 [no grad]
+       minimise loss.d(D(x, y_x [, E(x)]), D(x̃, y [, z])) [+ λ·GP];  clip D's weights if `clip_value`
+    G (every n_critic D steps, n_gen times): fresh ε, k;  minimise loss.g(D(G(prior(ε, k), y), y [, z]))
+       [BiGAN: and the real pair's term through E]; G, E and the prior's parameters are updated
 
 Resume: the checkpoint is written atomically at the end of every epoch with weights, optimiser states and
 all RNG states; `train_gan` continues from it when its config matches, so an interrupted run that is
@@ -25,10 +35,11 @@ from ganlab.config import ConfigError, ExperimentConfig
 from ganlab.data.arrays import to_model, to_uint8
 from ganlab.losses import LOSSES, gradient_penalty
 from ganlab.nets.registry import build_net
+from ganlab.priors import Prior, build_prior
 from ganlab.runtime import DivergedError
 
 # Keys that may change between an interrupted run and its resumption: they cannot affect the saved state.
-RESUMABLE_CHANGES = frozenset({"num_epochs", "grid_size"})
+RESUMABLE_CHANGES = frozenset({"num_epochs", "grid_size", "probe"})
 
 
 @dataclass
@@ -41,19 +52,81 @@ class EpochLog:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def build_gan(cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int, device: torch.device):
+@dataclass
+class GANModules:
+    """The trained parts of one recipe. `encoder` is None except for BiGAN; `prior` always exists (the
+    standard-normal prior has no state)."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    encoder: nn.Module | None
+    prior: Prior
+
+    def sampler(self) -> "LatentGenerator":
+        return LatentGenerator(self.prior, self.generator)
+
+
+class LatentGenerator(nn.Module):
+    """What sampling and post-processing call: ε (B, nz) standard normal [+ k (B,) components] -> images
+    (B, C, H, W) in [-1, 1], i.e. G(prior(ε, k), prior.labels(k)).
+
+    For priors without components (normal, uniform) `k` is None and `forward(ε)` is all it takes. For
+    conditional and mixture priors every sample needs its component: evaluation samples take it from their
+    seed, `components_for(seeds)` (a pure function of the seed, see `Prior.components_from_seeds`), so a
+    sample is the same at any batch size. Post-processing methods that move ε keep k fixed per sample.
+    """
+
+    def __init__(self, prior: Prior, generator: nn.Module):
+        super().__init__()
+        self.prior, self.net = prior, generator
+        self.nz = generator.nz
+        self.num_components = prior.num_components
+
+    def forward(self, eps: torch.Tensor, k: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.prior(eps, k), self.prior.labels(k))
+
+    def components_for(self, seeds, device: torch.device | str) -> torch.Tensor | None:
+        return self.prior.components_from_seeds(seeds, device)
+
+
+def build_modules(cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int,
+                  device: torch.device) -> GANModules:
+    """Build every network and the prior from config (G, D, E in that order from the global RNG; the prior's
+    mixture means from their own seeded generator)."""
     generator = build_net("generator", cfg.generator, image_shape=image_shape, num_classes=num_classes)
     discriminator = build_net("discriminator", cfg.discriminator, image_shape=image_shape, num_classes=num_classes)
-    return generator.to(device), discriminator.to(device)
+    encoder = None
+    if cfg.encoder is not None:
+        encoder = build_net("encoder", cfg.encoder, image_shape=image_shape, num_classes=num_classes).to(device)
+    try:
+        prior = build_prior(cfg.prior, nz=generator.nz, num_classes=num_classes, seed=cfg.seed,
+                            num_components=cfg.num_components, sigma=cfg.sigma, c=cfg.c)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return GANModules(generator.to(device), discriminator.to(device), encoder, prior.to(device))
 
 
-def build_optimizers(cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
+def build_gan(cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int, device: torch.device):
+    """(G, D) only: see `build_modules` for the encoder and the prior."""
+    parts = build_modules(cfg, image_shape, num_classes, device)
+    return parts.generator, parts.discriminator
+
+
+def build_optimizers(cfg: ExperimentConfig, parts: GANModules):
+    """opt_g over G (+ E) (+ the prior's learnable parameters as their own group at `lr_prior`); opt_d over D."""
     opt = cfg.optimizer
     if opt.name == "adam":
-        make = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=opt.betas, foreach=True)  # noqa: E731
+        make = lambda groups: torch.optim.Adam(groups, betas=opt.betas, foreach=True)  # noqa: E731
     else:  # rmsprop: WGAN (Arjovsky et al. 2017, Alg. 1)
-        make = lambda params, lr: torch.optim.RMSprop(params, lr=lr, foreach=True)  # noqa: E731
-    return make(generator.parameters(), opt.lr_g), make(discriminator.parameters(), opt.lr_d)
+        make = lambda groups: torch.optim.RMSprop(groups, foreach=True)  # noqa: E731
+    g_params = list(parts.generator.parameters())
+    if parts.encoder is not None:
+        g_params += list(parts.encoder.parameters())
+    groups = [{"params": g_params, "lr": opt.lr_g}]
+    prior_params = list(parts.prior.parameters())
+    if prior_params:
+        groups.append({"params": prior_params, "lr": cfg.lr_prior})  # report 004: "GM lr", e.g. 1e-9
+    return make(groups), make([{"params": parts.discriminator.parameters(), "lr": opt.lr_d}])
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -88,12 +161,17 @@ def _all_finite(module: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def sample_grid(generator: nn.Module, z: torch.Tensor) -> np.ndarray:
-    was_training = generator.training
-    generator.eval()
-    images = to_uint8(generator(z)).cpu().numpy()
-    generator.train(was_training)
+def sample_grid(sampler: LatentGenerator, eps: torch.Tensor, k: torch.Tensor | None) -> np.ndarray:
+    was_training = sampler.training
+    sampler.eval()
+    images = to_uint8(sampler(eps, k)).cpu().numpy()
+    sampler.train(was_training)
     return images
+
+
+def _d_logits(discriminator: nn.Module, x: torch.Tensor, y: torch.Tensor | None, code: torch.Tensor | None):
+    # BiGAN discriminators score (x, z) pairs; all others take (x, y) and ignore y when unconditional
+    return discriminator(x, y) if code is None else discriminator(x, y, code)
 
 
 def train_gan(
@@ -119,9 +197,13 @@ def train_gan(
         raise ConfigError(f"batch_size: {cfg.batch_size} is larger than the dataset ({n} images)")
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
     data = torch.as_tensor(images).to(device)
+    targets = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)  # (N,) dataset labels
     loss = LOSSES[cfg.loss]
-    generator, discriminator = build_gan(cfg, image_shape, num_classes, device)
-    opt_g, opt_d = build_optimizers(cfg, generator, discriminator)
+    loss_kwargs = {} if cfg.class_loss_weight is None else {"class_weight": cfg.class_loss_weight}
+    parts = build_modules(cfg, image_shape, num_classes, device)
+    generator, discriminator, encoder, prior = parts.generator, parts.discriminator, parts.encoder, parts.prior
+    sampler = parts.sampler()
+    opt_g, opt_d = build_optimizers(cfg, parts)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     config = cfg.model_dump(mode="json")
     history: list[dict[str, float]] = []
@@ -131,7 +213,8 @@ def train_gan(
     if checkpoint_path.exists():
         saved = ckpt_io.load(checkpoint_path, map_location=device)
         diffs = [
-            d for d in config_differences(saved["config"], config) if d.split(":")[0] not in RESUMABLE_CHANGES
+            d for d in config_differences(saved["config"], config)
+            if d.split(":")[0].split(".")[0] not in RESUMABLE_CHANGES  # `num_epochs.quick: ...` -> num_epochs
         ]
         if saved["epoch"] < num_epochs and diffs:
             raise ConfigError(
@@ -141,37 +224,64 @@ def train_gan(
         if saved["epoch"] < num_epochs:
             generator.load_state_dict(saved["generator"])
             discriminator.load_state_dict(saved["discriminator"])
+            if encoder is not None:
+                encoder.load_state_dict(saved["encoder"])
+            prior.load_state_dict(saved["prior"])
             opt_g.load_state_dict(saved["opt_g"])
             opt_d.load_state_dict(saved["opt_d"])
             _set_rng_state(gen, saved["rng"])
             history, start_epoch = list(saved["history"]), saved["epoch"]
             print(f"resuming {checkpoint_path} from epoch {start_epoch}/{num_epochs}")
 
-    # Fixed latents for the per-epoch grid: the same images move across epochs.
+    # Fixed latents for the per-epoch grid: the same images move across epochs; components 0, 1, ..., K-1, ...
     grid_gen = torch.Generator(device="cpu").manual_seed(10_000 + cfg.seed)
-    grid_z = torch.randn(cfg.grid_size, generator.nz, generator=grid_gen).to(device)
+    grid_eps = torch.randn(cfg.grid_size, generator.nz, generator=grid_gen).to(device)
+    grid_k = prior.grid_components(cfg.grid_size, device)
     steps_per_epoch = n // cfg.batch_size
     if max_batches_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, max_batches_per_epoch)
 
+    def draw_latents() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        eps = torch.randn(cfg.batch_size, generator.nz, generator=gen, device=device)
+        k = prior.sample_components(cfg.batch_size, gen, device)  # None (no RNG used) without components
+        return eps, k, prior.labels(k)
+
+    def d_loss(real_logits, fake_logits, y_real, y_fake) -> torch.Tensor:
+        if loss.uses_labels:
+            return loss.d(real_logits, fake_logits, y_real, y_fake, **loss_kwargs)
+        return loss.d(real_logits, fake_logits)
+
+    def g_loss(fake_logits, y_fake, real_logits) -> torch.Tensor:
+        if loss.g_uses_real:
+            return loss.g(fake_logits, real_logits)
+        if loss.uses_labels:
+            return loss.g(fake_logits, y_fake, **loss_kwargs)
+        return loss.g(fake_logits)
+
+    modules = [m for m in (generator, discriminator, encoder, prior) if m is not None]
     state: dict[str, Any] = {}
     for epoch in range(start_epoch, num_epochs):
         t0 = time.perf_counter()
-        generator.train()
-        discriminator.train()
+        for m in modules:
+            m.train()
         perm = torch.randperm(n, generator=gen, device=device)
         sum_d = sum_g = 0.0
         count_g = 0
         for step in range(steps_per_epoch):
-            real = to_model(data[perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]])
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            real, y_real = to_model(data[idx]), targets[idx]
 
-            # (1) Update D: minimise loss.d(D(x), D(G(z))) [+ λ·GP]; detach: D's step must not backprop into G
-            z = torch.randn(cfg.batch_size, generator.nz, generator=gen, device=device)
+            # (1) Update D: minimise loss.d(D(x), D(G(z))) [+ λ·GP]; no grad: D's step must not backprop into G/E
+            eps, k, y_fake = draw_latents()
             with torch.no_grad():
-                fake = generator(z)
-            loss_d = loss.d(discriminator(real), discriminator(fake))
+                z = prior(eps, k)
+                fake = generator(z, y_fake)
+                code_real = encoder(real) if encoder is not None else None
+            loss_d = d_loss(_d_logits(discriminator, real, y_real, code_real),
+                            _d_logits(discriminator, fake, y_fake, z if encoder is not None else None), y_real, y_fake)
             if cfg.gp_weight > 0:
-                loss_d = loss_d + cfg.gp_weight * gradient_penalty(discriminator, real, fake, gen)
+                critic = lambda x: discriminator(x, y_real)  # noqa: E731  (x̂ mixes pairs; labels of the real)
+                loss_d = loss_d + cfg.gp_weight * gradient_penalty(critic, real, fake, gen)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
@@ -183,13 +293,16 @@ def train_gan(
                 raise DivergedError(f"discriminator loss is {value_d} at epoch {epoch + 1}, step {step + 1}")
             sum_d += value_d
 
-            # (2) Update G every n_critic D steps: minimise loss.g(D(G(z))); D's weights need no grads here
+            # (2) Update G (+ E, + prior) every n_critic D steps: minimise loss.g; D's weights need no grads here
             if (step + 1) % cfg.n_critic:
                 continue
             discriminator.requires_grad_(False)
             for _ in range(cfg.n_gen):
-                z = torch.randn(cfg.batch_size, generator.nz, generator=gen, device=device)
-                loss_g = loss.g(discriminator(generator(z)))
+                eps, k, y_fake = draw_latents()
+                z = prior(eps, k)  # carries the learnable mixture's graph
+                fake_logits = _d_logits(discriminator, generator(z, y_fake), y_fake, z if encoder is not None else None)
+                real_logits = (_d_logits(discriminator, real, y_real, encoder(real)) if encoder is not None else None)
+                loss_g = g_loss(fake_logits, y_fake, real_logits)
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
@@ -200,7 +313,7 @@ def train_gan(
                 count_g += 1
             discriminator.requires_grad_(True)
 
-        if not (_all_finite(generator) and _all_finite(discriminator)):
+        if not all(_all_finite(m) for m in modules):
             raise DivergedError(f"non-finite weights after epoch {epoch + 1}")
         record = {
             "epoch": epoch + 1,
@@ -212,6 +325,8 @@ def train_gan(
         state = {
             "generator": generator.state_dict(),
             "discriminator": discriminator.state_dict(),
+            "encoder": encoder.state_dict() if encoder is not None else {},
+            "prior": prior.state_dict(),
             "opt_g": opt_g.state_dict(),
             "opt_d": opt_d.state_dict(),
             "epoch": epoch + 1,
@@ -222,17 +337,27 @@ def train_gan(
             "history": history,
         }
         ckpt_io.save_atomic(state, checkpoint_path)
-        grid_path = save_grid(sample_grid(generator, grid_z), epoch + 1) if save_grid else None
+        grid_path = save_grid(sample_grid(sampler, grid_eps, grid_k), epoch + 1) if save_grid else None
         if on_epoch is not None:
-            on_epoch(EpochLog(epoch + 1, record["loss_d"], record["loss_g"], record["seconds"], grid_path), generator)
+            on_epoch(EpochLog(epoch + 1, record["loss_d"], record["loss_g"], record["seconds"], grid_path), sampler)
     return state or ckpt_io.load(checkpoint_path, map_location="cpu")
 
 
-def generator_from_checkpoint(state: dict[str, Any], device: torch.device) -> nn.Module:
-    """Rebuild the generator of a checkpoint written by `train_gan`, in eval mode."""
+def modules_from_checkpoint(state: dict[str, Any], device: torch.device) -> GANModules:
+    """Rebuild every trained part of a checkpoint written by `train_gan`, in eval mode."""
     cfg = ExperimentConfig.model_validate(state["config"])
-    generator = build_net(
-        "generator", cfg.generator, image_shape=tuple(state["image_shape"]), num_classes=state["num_classes"]
-    )
-    generator.load_state_dict(state["generator"])
-    return generator.to(device).eval()
+    parts = build_modules(cfg, tuple(state["image_shape"]), state["num_classes"], device)
+    parts.generator.load_state_dict(state["generator"])
+    parts.discriminator.load_state_dict(state["discriminator"])
+    if parts.encoder is not None:
+        parts.encoder.load_state_dict(state["encoder"])
+    parts.prior.load_state_dict(state.get("prior", {}))  # checkpoints before priors: the normal prior (no state)
+    for m in (parts.generator, parts.discriminator, parts.encoder, parts.prior):
+        if m is not None:
+            m.eval()
+    return parts
+
+
+def generator_from_checkpoint(state: dict[str, Any], device: torch.device) -> LatentGenerator:
+    """The checkpoint's sampler, in eval mode: ε (B, nz) [+ k] -> images; see `LatentGenerator`."""
+    return modules_from_checkpoint(state, device).sampler().to(device).eval()

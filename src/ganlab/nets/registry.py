@@ -4,7 +4,10 @@ into a validated options object and an `nn.Module`.
 A new architecture is one module that calls `register(...)` plus one line in `_ARCH_MODULES`.
 Contract for every registered network:
 - generator: `forward(z: (B, nz), y: (B,) int64 | None) -> (B, C, H, W)` in [-1, 1]; attribute `nz`.
-- discriminator: `forward(x: (B, C, H, W), y: (B,) | None) -> (B,)` logits (or (B, K) for multi-logit heads).
+- discriminator: `forward(x: (B, C, H, W), y: (B,) | None) -> (B,)` logits (or (B, C+1) for the
+  `classes_and_fake` head); BiGAN joint discriminators take the code too: `forward(x, y, z: (B, nz))`.
+- encoder: `forward(x: (B, C, H, W)) -> (B, nz)`; attribute `nz`.
+Unconditional networks ignore `y`; conditional ones raise if it is None.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 ROLES = ("generator", "discriminator", "encoder")
-_ARCH_MODULES = ("ganlab.nets.mlp",)
+_ARCH_MODULES = ("ganlab.nets.mlp", "ganlab.nets.sagan", "ganlab.nets.dcgan", "ganlab.nets.bigan")
 
 
 @dataclass(frozen=True)

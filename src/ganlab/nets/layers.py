@@ -1,0 +1,43 @@
+"""Layers shared by several architectures: spectral normalisation and the SAGAN self-attention block."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def sn(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018): W / σ_max(W), σ_max by one power iteration per forward
+    in training mode (torch's parametrisation; u and v are buffers, so they are in the state dict)."""
+    return spectral_norm(module) if enabled else module
+
+
+class SelfAttention2d(nn.Module):
+    """SAGAN self-attention block (Zhang et al. 2019, Sec. 3, the paper form without the official code's
+    2×2 max-pooling): f = W_f x, g = W_g x (C/8 channels), h = W_h x (C channels), all 1×1 convolutions;
+    β = softmax over key positions of fᵀg; o = h β; returns y = γ·o + x with the scalar γ initialised to 0,
+    so the block starts as the identity. `spectral=True` puts spectral norm on the three 1×1 convolutions
+    (SAGAN applies SN to every layer of D).
+
+    (B, C, H, W) -> (B, C, H, W); C must be >= 8.
+    """
+
+    def __init__(self, channels: int, spectral: bool = True):
+        super().__init__()
+        if channels < 8:
+            raise ValueError(f"attention needs at least 8 channels (C/8 query size), got {channels}")
+        inner = channels // 8
+        self.query = sn(nn.Conv2d(channels, inner, 1, bias=False), spectral)
+        self.key = sn(nn.Conv2d(channels, inner, 1, bias=False), spectral)
+        self.value = sn(nn.Conv2d(channels, channels, 1, bias=False), spectral)
+        self.gamma = nn.Parameter(torch.zeros(()))  # Zhang et al. 2019: γ initialised as 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = self.query(x).flatten(2)  # (B, C/8, N), N = H*W
+        k = self.key(x).flatten(2)  # (B, C/8, N)
+        v = self.value(x).flatten(2)  # (B, C, N)
+        attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N_query, N_key), rows sum to 1
+        out = (v @ attn.transpose(1, 2)).view(b, c, h, w)  # o_j = Σ_i β_{j,i} h_i
+        return x + self.gamma * out
