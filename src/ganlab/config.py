@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ganlab.losses import LOSSES
 from ganlab.nets.registry import validate_net
-from ganlab.priors import PRIOR_FIELDS, PRIORS, check_prior_fields
+from ganlab.nets.priors import PRIOR_FIELDS, PRIORS, check_prior_fields
 from ganlab.schema import (
     ConfigError,
     Integer,
@@ -117,7 +117,7 @@ class ProbeConfig(Strict):
 class ExperimentConfig(Strict):
     """`<experiment>:` — one GAN recipe (catalogue §A/C/D). The dataset comes from `experiments:`.
 
-    Latent prior (`ganlab.priors`): `prior` names it; `num_components` (K), `sigma` (σ, a standard deviation:
+    Latent prior (`ganlab.nets.priors`): `prior` names it; `num_components` (K), `sigma` (σ, a standard deviation:
     the fixed σ of the static mixture, the initial σ₀ of the supervised one), `c` (means ~ U[-c, c]) and
     `lr_prior` (the supervised mixture's own Adam learning rate, report 004's "GM lr") are its knobs, at the
     top level of the section so that `dvc exp run -S gmgan.sigma=1.4` names exactly the knob.

@@ -3,7 +3,7 @@
 
 Conditional and mixture generators (`ganlab.train.LatentGenerator` with components) also need a component /
 class per sample: it is `generator.components_for([s])`, a pure function of the same seed (see
-`ganlab.priors.Prior.components_from_seeds`), so those samples are batch-size invariant too."""
+`ganlab.nets.priors.Prior.components_from_seeds`), so those samples are batch-size invariant too."""
 
 from __future__ import annotations
 

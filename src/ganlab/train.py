@@ -2,7 +2,7 @@
 
 What varies between recipes is configuration, not code: the loss (by name, `ganlab.losses`), D steps per
 G step (`n_critic`), G steps per turn (`n_gen`), WGAN weight clipping (`clip_value`), the WGAN-GP penalty
-(`gp_weight`), separate learning rates and the optimiser, the latent prior (`ganlab.priors`: standard normal,
+(`gp_weight`), separate learning rates and the optimiser, the latent prior (`ganlab.nets.priors`: standard normal,
 uniform, class-labelled, static mixture, learnable supervised mixture with its own learning rate), conditional
 inputs (real images carry their dataset label, fake ones the label their prior drew) and a BiGAN encoder
 (D scores (x, E(x)) against (G(z), z); E is trained with G by `opt_g`).
@@ -35,7 +35,7 @@ from ganlab.config import ConfigError, ExperimentConfig
 from ganlab.data.arrays import to_model, to_uint8
 from ganlab.losses import LOSSES, gradient_penalty
 from ganlab.nets.registry import build_net
-from ganlab.priors import Prior, build_prior
+from ganlab.nets.priors import Prior, build_prior
 from ganlab.runtime import DivergedError
 
 # Keys that may change between an interrupted run and its resumption: they cannot affect the saved state.

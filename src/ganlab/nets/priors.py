@@ -22,7 +22,8 @@ and an evaluation sample depends on its seed only (never on the batch size).
 from a private `torch.Generator` seeded with the experiment's seed (the global RNG is left untouched), and
 live in the prior's state dict, so the checkpoint carries them.
 
-A new prior is one class here plus one line in `PRIORS`.
+A new prior is one class here plus one line in `PRIORS`. Priors live in `ganlab.nets` because, like the
+architectures, they are built from an experiment's config and their state is part of the checkpoint.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
-
-from ganlab.samplers.latent import derived_uniform
 
 COMPONENT_PURPOSE = "prior_component"  # the derived stream that picks an evaluation sample's component
 _MEAN_SEED_OFFSET = 7_919  # the mixture means' generator is seeded with seed + this (decoupled from other uses)
@@ -74,6 +73,10 @@ class Prior(nn.Module):
         the K components, independent of the seed's latent ε. None without components."""
         if not self.num_components:
             return None
+        # imported here: only sampling needs it, and config validation (which imports this module) must not
+        # make every stage depend on ganlab.samplers
+        from ganlab.samplers.latent import derived_uniform
+
         u = derived_uniform(seeds, COMPONENT_PURPOSE, 0, (), device)  # (B,) float64 in (0, 1)
         return (u * self.num_components).long().clamp_(max=self.num_components - 1)
 
