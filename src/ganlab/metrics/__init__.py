@@ -3,7 +3,18 @@
     from ganlab.metrics import feature_statistics, frechet_distance, compute_prdc
 """
 
-from ganlab.metrics.frechet import feature_statistics, frechet_distance, warn_if_singular_covariance
+from ganlab.metrics.frechet import (
+    SingularCovarianceWarning,
+    feature_statistics,
+    frechet_distance,
+    warn_if_singular_covariance,
+)
 from ganlab.metrics.prdc import compute_prdc
 
-__all__ = ["compute_prdc", "feature_statistics", "frechet_distance", "warn_if_singular_covariance"]
+__all__ = [
+    "SingularCovarianceWarning",
+    "compute_prdc",
+    "feature_statistics",
+    "frechet_distance",
+    "warn_if_singular_covariance",
+]

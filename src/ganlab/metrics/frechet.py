@@ -5,14 +5,15 @@
 The reference implementation (`pytorch_fid.fid_score.calculate_frechet_distance`, Dougal Sutherland's
 "stable version") takes `scipy.linalg.sqrtm` of the non-symmetric product S1 S2, a Schur-decomposition
 method that is slow at D = 2048 and returns complex values (or raises "Imaginary component") when the
-product is singular. Here the trace term uses symmetric eigendecompositions only:
+product is singular. Here the trace term uses one symmetric eigenvalue problem:
 
-    S1 S2 = R^{-1} (R S2 R) R  with  R = S1^{1/2}     (similar matrices when S1 is invertible)
-    => tr sqrt(S1 S2) = sum_i sqrt(lambda_i(R S2 R)),  R S2 R symmetric PSD,
+    S1 = L L^T (Cholesky)  =>  L^T S2 L = L^{-1} (S1 S2) L  has the eigenvalues of S1 S2
+    => tr sqrt(S1 S2) = sum_i sqrt(lambda_i(L^T S2 L)),  L^T S2 L symmetric PSD.
 
-which stays valid by continuity when S1 is singular (S1 S2 and R S2 R share their non-zero eigenvalues:
-S1 S2 = R (R S2) and R S2 R = (R S2) R). R comes from `eigh(S1)` with negative round-off eigenvalues
-clipped to 0, and round-off negatives of R S2 R are clipped to 0 likewise, so the value is always real.
+When S1 is numerically singular (Cholesky fails or has round-off-sized pivots), L is replaced by
+R = S1^{1/2} from `eigh(S1)` with negative round-off eigenvalues clipped to 0: R S2 R and S1 S2 share
+their non-zero eigenvalues (S1 S2 = R (R S2), R S2 R = (R S2) R), so the formula still holds.
+Round-off negatives of the final eigenvalues are clipped to 0, so the value is always real.
 
 Contracts: `feature_statistics` returns (mu (D,), sigma (D, D)) in float64 with sigma the unbiased
 `np.cov(features, rowvar=False)`; `frechet_distance` returns a float >= 0 up to round-off. With N <= D
@@ -27,8 +28,9 @@ import warnings
 
 import numpy as np
 import torch
+from scipy.linalg import blas
 
-__all__ = ["feature_statistics", "frechet_distance", "warn_if_singular_covariance"]
+__all__ = ["SingularCovarianceWarning", "feature_statistics", "frechet_distance", "warn_if_singular_covariance"]
 
 
 class SingularCovarianceWarning(UserWarning):
@@ -64,6 +66,16 @@ def warn_if_singular_covariance(n_samples: int, dims: int, name: str = "features
     return False
 
 
+def _warn_singular(name: str, rank: int, dims: int) -> None:
+    warnings.warn(
+        f"{name} is singular (numerical rank {rank} < {dims}; e.g. from N <= D samples); the Fréchet "
+        f"distance is computed with its zero-variance directions, so it is biased and not comparable "
+        f"with values from full-rank covariances",
+        SingularCovarianceWarning,
+        stacklevel=3,
+    )
+
+
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of a feature set, in float64.
 
@@ -86,6 +98,34 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
 def _rank_tolerance(eigvals: np.ndarray) -> float:
     """numpy.linalg.matrix_rank's default tolerance: largest |eigenvalue| * D * float64 eps."""
     return float(np.abs(eigvals).max(initial=0.0)) * eigvals.shape[0] * np.finfo(np.float64).eps
+
+
+def _positive_definite_factor(sigma: np.ndarray) -> np.ndarray | None:
+    """Cholesky factor L (sigma = L L^T) when sigma is numerically positive definite, else None.
+
+    Numerically singular here: Cholesky fails, or its smallest pivot L_ii^2 is below
+    matrix_rank's tolerance relative to the largest (rank-deficient PSD matrices can pass Cholesky
+    with round-off-sized pivots).
+    """
+    try:
+        lower = np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        return None
+    pivots = np.diagonal(lower) ** 2
+    if pivots.min() <= _rank_tolerance(pivots):
+        return None
+    return lower
+
+
+def _times_lower(a: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """a @ lower for lower-triangular `lower`, with BLAS trmm (half the flops of a GEMM)."""
+    # trmm computes op(A) B or B op(A) in place on B; B is a copy in Fortran order.
+    return blas.dtrmm(1.0, lower, np.array(a, order="F"), side=1, lower=1)
+
+
+def _lower_t_times(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """lower.T @ b for lower-triangular `lower`, with BLAS trmm."""
+    return blas.dtrmm(1.0, lower, np.array(b, order="F"), side=0, lower=1, trans_a=1)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -112,30 +152,25 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     sigma1 = (sigma1 + sigma1.T) / 2
     sigma2 = (sigma2 + sigma2.T) / 2
 
-    # R = sigma1^{1/2} = V diag(sqrt(max(w, 0))) V^T  (D, D)
-    w1, v1 = np.linalg.eigh(sigma1)
-    sqrt_sigma1 = (v1 * np.sqrt(np.clip(w1, 0.0, None))) @ v1.T
-    # M = R sigma2 R is symmetric PSD; its eigenvalues are those of sigma1 sigma2.
-    m = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
+    factor = _positive_definite_factor(sigma1)
+    sigma1_invertible = factor is not None
+    if not sigma1_invertible:
+        # Singular sigma1: R = sigma1^{1/2} = V diag(sqrt(max(w, 0))) V^T, (D, D).
+        w1, v1 = np.linalg.eigh(sigma1)
+        factor = (v1 * np.sqrt(np.clip(w1, 0.0, None))) @ v1.T
+        tol1 = _rank_tolerance(w1)
+        _warn_singular("sigma1", int((w1 > tol1).sum()), d)
+        m = factor @ sigma2 @ factor  # R sigma2 R
+    else:
+        # sigma1 = L L^T: L^T sigma2 L = L^-1 (sigma1 sigma2) L, same eigenvalues; two triangular products.
+        m = _lower_t_times(factor, _times_lower(sigma2, factor))
+    # M is symmetric PSD; its eigenvalues are those of sigma1 sigma2, so tr sqrt = sum sqrt(eig).
     wm = np.linalg.eigvalsh((m + m.T) / 2)
     tr_covmean = float(np.sqrt(np.clip(wm, 0.0, None)).sum())
-
-    tol1 = _rank_tolerance(w1)
-    if (w1 <= tol1).any():
-        _warn_singular("sigma1", int((w1 > tol1).sum()), d)
-    elif (wm <= _rank_tolerance(wm)).any():
-        # sigma1 invertible => rank(R sigma2 R) = rank(sigma2)
-        _warn_singular("sigma2", int((wm > _rank_tolerance(wm)).sum()), d)
+    tolm = _rank_tolerance(wm)
+    if sigma1_invertible and (wm <= tolm).any():
+        # sigma1 invertible => rank(L^T sigma2 L) = rank(sigma2)
+        _warn_singular("sigma2", int((wm > tolm).sum()), d)
 
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
-
-
-def _warn_singular(name: str, rank: int, dims: int) -> None:
-    warnings.warn(
-        f"{name} is singular (numerical rank {rank} < {dims}; e.g. from N <= D samples); the Fréchet "
-        f"distance is computed with its zero-variance directions, so it is biased and not comparable "
-        f"with values from full-rank covariances",
-        SingularCovarianceWarning,
-        stacklevel=3,
-    )
