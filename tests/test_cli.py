@@ -26,6 +26,7 @@ from ganlab.sample_io import array_to_uint8
 ROOT = Path(__file__).resolve().parents[1]
 N_REF = 2000  # reference: the first 2000 test images; real "samples": the next 2000
 N = 2000
+N_SMALL = 500  # N fake where a test compares two ways of scoring the same samples (speed; > feature dim 128)
 
 FIXTURE_PARAMS = {
     "scale": "quick",
@@ -97,7 +98,7 @@ def fx(tmp_path_factory) -> dict:
     np.savez(files / "real.npz", images=real)
     folder = files / "real_png"
     folder.mkdir()
-    for i, image in enumerate(real):
+    for i, image in enumerate(real[:N_SMALL]):
         Image.fromarray(image[..., 0], mode="L").save(folder / f"{i:05d}.png")
     noise = np.random.default_rng(0).integers(0, 256, size=(N, 28, 28, 1), dtype=np.uint8)
     np.save(files / "noise.npy", noise)
@@ -142,10 +143,11 @@ def fails(fx, capsys, *args, command: str = "score") -> str:
 
 def test_real_vs_real_is_small_and_noise_is_large(fx, capsys):
     real = score(fx, capsys, "--samples", fx["files"] / "real.npy")
-    # measured on this fixture: FID 0.55, P 0.83, R 0.86 (2000 vs 2000 disjoint test images); bounds leave room
-    # for a differently trained net (torch versions) while excluding a broken pipeline (noise: FID ~ 1e3, P 0)
-    assert 0 < real["fid"] < 3.0
-    assert 0.7 <= real["precision"] <= 1 and 0.7 <= real["recall"] <= 1
+    # measured on this fixture (2000 vs 2000 disjoint test images): FID 1.67, P 0.960, R 0.973, coverage 0.968
+    # (FID 2.24, P 0.966, R 0.969 with a net trained for 100 batches). FID depends on the feature net, hence
+    # the room above; noise scores FID ~1500 in the same space.
+    assert 0 < real["fid"] < 5.0
+    assert 0.8 <= real["precision"] <= 1 and 0.8 <= real["recall"] <= 1
     assert 0.5 <= real["coverage"] <= 1
     protocol = real["protocol"]
     assert protocol["n_real"] == protocol["n_fake"] == N_REF and protocol["nearest_k"] == 5
@@ -154,11 +156,12 @@ def test_real_vs_real_is_small_and_noise_is_large(fx, capsys):
 
     noise = score(fx, capsys, "--samples", fx["files"] / "noise.npy")
     assert noise["fid"] > 10 * real["fid"] and noise["fid"] > 50
-    # Precision is NOT near 0 for noise, and this is PRDC, not a bug: the noise images collapse to one tight
-    # cluster in feature space (per-dim std 0.5 vs 2.4 for real) that falls inside the k-NN balls of a few real
-    # outliers with large radii (measured: 6 real balls, radii 18-22 vs median 12.6; precision 0.50). This is
-    # the outlier sensitivity that density/coverage were designed to fix (Naeem et al. 2020, Sec. 3), so the
-    # test pins those instead: measured recall 0.000, density 0.11, coverage 0.003.
+    # Precision for noise depends on the feature net: 0.007 on this fixture, but 0.50 with a net trained for 100
+    # batches. There the noise images collapse to one tight cluster in feature space (per-dim std 0.5 vs 2.4 for
+    # real) inside the k-NN balls of a few real outliers with large radii (6 balls, radii 18-22 vs median 12.6):
+    # the outlier sensitivity of precision that density/coverage were designed to fix (Naeem et al. 2020,
+    # Sec. 3). So precision gets a loose bound; recall/density/coverage (measured 0.000/0.001/0.002) tight ones.
+    assert noise["precision"] < real["precision"] - 0.3
     assert noise["recall"] < 0.05 and noise["coverage"] < 0.05 and noise["density"] < 0.3
 
 
@@ -177,16 +180,18 @@ def test_score_matches_the_library_call_of_the_evaluate_stage(fx, capsys):
 
 def test_folder_npz_npy_and_float_arrays_give_identical_numbers(fx, capsys, tmp_path):
     keys = ("fid", "precision", "recall", "density", "coverage")
-    npy = score(fx, capsys, "--samples", fx["files"] / "real.npy")
-    npz = score(fx, capsys, "--samples", fx["files"] / "real.npz")
-    png = score(fx, capsys, "--samples", fx["files"] / "real_png")
-    symmetric = to_model(fx["real"]).permute(0, 2, 3, 1).numpy()  # float32 [-1, 1], NHWC
-    np.save(tmp_path / "sym.npy", symmetric)
-    np.save(tmp_path / "unit.npy", (fx["real"][..., 0] / 255.0).astype(np.float64))  # NHW in [0, 1]
-    sym = score(fx, capsys, "--samples", tmp_path / "sym.npy")
-    unit = score(fx, capsys, "--samples", tmp_path / "unit.npy", "--pixel-range", "unit")
+    n = ("--n", N_SMALL)
+    npy = score(fx, capsys, "--samples", fx["files"] / "real.npy", *n)
+    npz = score(fx, capsys, "--samples", fx["files"] / "real.npz", *n)
+    png = score(fx, capsys, "--samples", fx["files"] / "real_png", *n)
+    real = fx["real"][:N_SMALL]
+    np.save(tmp_path / "sym.npy", to_model(real).permute(0, 2, 3, 1).numpy())  # float32 [-1, 1], NHWC
+    np.save(tmp_path / "unit.npy", (real[..., 0] / 255.0).astype(np.float64))  # NHW in [0, 1]
+    sym = score(fx, capsys, "--samples", tmp_path / "sym.npy", *n)
+    unit = score(fx, capsys, "--samples", tmp_path / "unit.npy", "--pixel-range", "unit", *n)
     for other in (npz, png, sym, unit):
         assert {k: other[k] for k in keys} == {k: npy[k] for k in keys}
+    assert npy["protocol"]["n_fake"] == N_SMALL and npy["protocol"]["n_real"] == N_REF
 
 
 def test_n_takes_the_first_samples_and_warns_when_n_fake_differs(fx, capsys, tmp_path):
@@ -291,6 +296,18 @@ def test_unknown_names_and_missing_outputs(fx, capsys, tmp_path):
 def test_inception_without_its_pipeline_outputs_gives_no_number(fx, capsys):
     msg = fails(fx, capsys, "--samples", fx["files"] / "real.npy", "--features", "inception")
     assert "--features inception" in msg and "fetch_inception" in msg
+    # what fetch_inception + features@ write when the weights cannot be had (offline, wrong hash)
+    record = fx["root"] / "data" / "inception" / "weights.json"
+    reference = fx["root"] / "data" / "features" / "mnist" / "inception_reference.npz"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"available": False, "reason": "offline: no weights file"}))
+    np.savez(reference, unavailable=np.array("offline: no weights file"))
+    try:
+        msg = fails(fx, capsys, "--samples", fx["files"] / "real.npy", "--features", "inception")
+        assert "Inception weights are unavailable: offline: no weights file" in msg
+    finally:
+        record.unlink()
+        reference.unlink()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -309,15 +326,16 @@ def test_course_state_dict_and_our_checkpoint_score_identically(fx, capsys, tmp_
     assert [tuple(course[f"fc{i}.weight"].shape) for i in range(1, 5)] == [(256, 100), (512, 256), (1024, 512), (784, 1024)]
     torch.save(course, tmp_path / "course_G.pth")
     torch.save(torch.load(fx["checkpoint"], weights_only=True)["generator"], tmp_path / "ours_G.pt")
-    from_checkpoint = score(fx, capsys, "--generator", fx["checkpoint"])
-    from_course = score(fx, capsys, "--generator", tmp_path / "course_G.pth", "--arch", "mlp", "--nz", 100)
-    from_ours = score(fx, capsys, "--generator", tmp_path / "ours_G.pt", "--arch", "mlp")
+    n = ("--n", N_SMALL)
+    from_checkpoint = score(fx, capsys, "--generator", fx["checkpoint"], *n)
+    from_course = score(fx, capsys, "--generator", tmp_path / "course_G.pth", "--arch", "mlp", "--nz", 100, *n)
+    from_ours = score(fx, capsys, "--generator", tmp_path / "ours_G.pt", "--arch", "mlp", *n)
     keys = ("fid", "precision", "recall", "density", "coverage")
     assert {k: from_course[k] for k in keys} == {k: from_checkpoint[k] for k in keys} == {k: from_ours[k] for k in keys}
-    assert from_checkpoint["source"]["first_sample_seed"] == 0 and from_checkpoint["protocol"]["n_fake"] == N_REF
-    # a 30-batch GAN is far from the data but far better than noise
-    assert 1.0 < from_checkpoint["fid"] < score(fx, capsys, "--samples", fx["files"] / "noise.npy")["fid"]
-    seed1 = score(fx, capsys, "--generator", fx["checkpoint"], "--seed", 1)
+    assert from_checkpoint["source"]["first_sample_seed"] == 0 and from_checkpoint["protocol"]["n_fake"] == N_SMALL
+    # a GAN trained for 30 batches is far from the data (measured FID ~1300, like noise: its samples are blobs)
+    assert from_checkpoint["fid"] > 20 and np.isfinite(from_checkpoint["fid"])
+    seed1 = score(fx, capsys, "--generator", fx["checkpoint"], "--seed", 1, *n)
     assert seed1["source"]["first_sample_seed"] == 1_000_000 and seed1["fid"] != from_checkpoint["fid"]
 
 
@@ -364,11 +382,12 @@ def test_sample_writes_grids_for_none_and_truncation(fx, capsys, tmp_path):
     assert "psy" in msg
 
 
-@pytest.mark.parametrize("command", ["score", "sample"])
-def test_help_shows_examples_and_the_module_runs(command):
-    out = subprocess.run([sys.executable, "-m", "ganlab.cli", command, "--help"], capture_output=True, text=True,
+def test_help_shows_examples_and_the_module_runs(capsys):
+    out = subprocess.run([sys.executable, "-m", "ganlab.cli", "score", "--help"], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
-    assert "examples:" in out and f"ganlab {command} --" in out
+    assert "examples:" in out and "ganlab score --samples" in out and "--pixel-range" in out
+    code, out, _ = run(["sample", "--help"], capsys)
+    assert code == 0 and "examples:" in out and "ganlab sample --experiment" in out
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from ganlab import checkpoint as ckpt_io
-from ganlab.config import EvaluateConfig, NetConfig, load_pipeline, parse, read_params
+from ganlab.config import EvaluateConfig, NetConfig, Scaled, load_pipeline, parse, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.data.registry import DATASETS
 from ganlab.evaluation import METRICS, score
@@ -175,7 +175,7 @@ def load_generator(path: Path, *, arch: str | None, options: dict[str, Any], ima
         return generator, info | {"format": "ganlab checkpoint", "arch": saved_arch, "epoch": state.get("epoch")}
     if arch is None:
         raise BadInputError(f"{path}: a bare state dict needs --arch; allowed: {sorted(generator_archs())}")
-    return build_from_state_dict(state, arch=arch, options=options, chw=chw, source=str(path), device=device) , info
+    return build_from_state_dict(state, arch=arch, options=options, chw=chw, source=str(path), device=device), info
 
 
 def generator_archs() -> list[str]:
@@ -198,8 +198,9 @@ def build_from_state_dict(state: dict[str, Any], *, arch: str, options: dict[str
     state, layout, rename = map_course_keys(state, model)
     mismatch = state_dict_mismatch(state, model.state_dict(), rename)
     if mismatch:
+        described = ", ".join(f"{k}={v}" for k, v in options.items()) or "default options"
         raise BadInputError(f"{source}: the state dict ({layout} layout) does not fit generator {arch!r} "
-                            f"({', '.join(f'{k}={v}' for k, v in options.items())}): {mismatch}")  # fmt: skip
+                            f"({described}): {mismatch}")  # fmt: skip
     model.load_state_dict(state)
     return model.to(device).eval()
 
@@ -344,7 +345,14 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
             if isinstance(entry, dict) and entry.get("experiment") == args.experiment and entry.get("method") == args.method:
                 base = dict(entry)
                 break
-    data = base | parse_options(args.set) | {"experiment": args.experiment, "dataset": dataset, "method": args.method}
+    overrides = parse_options(args.set)
+    method = pp.METHODS.get(args.method)
+    for key, value in overrides.items():  # a plain number for a {quick, paper} option means both scales
+        field = method.config.model_fields.get(key) if method else None
+        kind = getattr(field, "annotation", None)
+        if isinstance(kind, type) and issubclass(kind, Scaled) and not isinstance(value, dict):
+            overrides[key] = {"quick": value, "paper": value}
+    data = base | overrides | {"experiment": args.experiment, "dataset": dataset, "method": args.method}
     cfg = pp.parse_run(data, f"--method {args.method}")
 
     gan = pp.load_gan(ckpt_io.load(checkpoint, map_location=device), device)
@@ -356,6 +364,8 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     save_grid(images, args.out)
     print(f"sample@{args.experiment} ({args.method}, {pp.method_params(cfg, pipeline.scale)}): {len(images)} images, "
           f"seeds {seeds[0]}..{seeds[-1]} -> {args.out}")  # fmt: skip
+    if "drs" in info:
+        print(f"DRS: acceptance rate {info['drs']['acceptance_rate']:.4f} over {info['drs']['n_candidates']} candidates")
     if args.npz is not None:
         save_npz_atomic(args.npz, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),
                         method=args.method)  # fmt: skip
