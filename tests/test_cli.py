@@ -349,6 +349,10 @@ def test_mis_shaped_state_dict_names_the_keys(fx, capsys, tmp_path):
     assert "missing keys: fc4.bias [net.6.bias]" in msg
     assert "unexpected keys: fc5.weight" in msg
     assert "fc1.weight [net.0.weight] (256, 64) != (256, 100)" in msg
+    nan = _course_state_dict(fx["checkpoint"])
+    nan["fc2.bias"][0] = float("nan")
+    torch.save(nan, tmp_path / "nan.pth")
+    assert "NaN/Inf" in fails(fx, capsys, "--generator", tmp_path / "nan.pth", "--arch", "mlp")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     assert "weights_only=True" in fails(fx, capsys, "--generator", tmp_path / "junk.pt", "--arch", "mlp")
     assert "needs --arch" in fails(fx, capsys, "--generator", tmp_path / "bad.pth")

@@ -43,7 +43,6 @@ from ganlab.paths import repo_root
 from ganlab.runtime import BadInputError, resolve_device, stage_entry
 from ganlab.sample_io import PIXEL_RANGES, read_samples
 from ganlab.sampling import evaluation_seeds, generate
-from ganlab.schema import ConfigError
 
 FEATURE_SPACES = ("domain", "inception")
 # Our MLP generator's Linear layers are net.0, net.2, ... (net.0, net.3, ... with BatchNorm); the course's G
@@ -273,6 +272,9 @@ def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
         options = parse_options(args.set) | ({"nz": args.nz} if args.nz is not None else {})
         generator, source = load_generator(args.generator, arch=args.arch, options=options,
                                            image_shape=image_shape, device=device)  # fmt: skip
+        tensors = [*generator.parameters(), *generator.buffers()]
+        if not all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point()):
+            raise BadInputError(f"{args.generator}: the generator's weights hold NaN/Inf (a diverged run?)")
         seeds = evaluation_seeds(n, args.seed)
         images = generate(generator, seeds, batch_size=settings["batch_size"], device=device)
         source |= {"seed": args.seed, "first_sample_seed": int(seeds[0]), "sample_seeds": f"{seeds[0]}..{seeds[-1]}"}
@@ -280,7 +282,7 @@ def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
         print(f"warning: N fake = {n} != N real = {n_real}: FID is biased by N; numbers are comparable only at "
               "equal N (the pipeline uses N fake = N real)", file=sys.stderr)  # fmt: skip
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the singular-covariance warning is ruled out above
+        warnings.filterwarnings("ignore", message="N fake = ")  # singular covariance: ruled out above
         metrics = score(images, space, reference, nearest_k=settings["nearest_k"], device=device)
     protocol |= {"n_fake": int(len(images)), "nearest_k": settings["nearest_k"], "protocol_params": settings["source"]}
     result = {**metrics, "protocol": protocol, "source": {k: v for k, v in source.items() if v is not None}}
