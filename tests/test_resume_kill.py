@@ -122,9 +122,9 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
         _assert_identical(final[key], expected[key], key)
     for a, b in zip(final["history"], expected["history"], strict=True):
         assert (a["epoch"], a["loss_d"], a["loss_g"]) == (b["epoch"], b["loss_d"], b["loss_g"])
-    # The other direction: the test can tell runs apart (a different seed gives different weights).
-    assert not torch.equal(final["generator"][next(iter(final["generator"]))],
-                           torch.zeros_like(final["generator"][next(iter(final["generator"]))]))
+    # The other direction: the comparison can fail. The weights at the kill differ from the final ones.
+    with pytest.raises(AssertionError, match="differs"):
+        _assert_identical(at_kill["generator"], final["generator"], "generator")
 
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["checkpoint.pt", "grids"], "stray temporary files"
     assert sorted(p.name for p in (killed / "metrics").iterdir()) == ["tiny.json", "tiny_losses.csv"]
@@ -176,9 +176,7 @@ def test_a_changed_recipe_is_refused_naming_the_keys_and_the_checkpoint_is_untou
 
 @pytest.mark.parametrize("change", [
     pytest.param({"grid_size": 9}, id="grid_size"),
-    pytest.param({"num_epochs": {"quick": 2, "paper": 2}}, id="num_epochs", marks=pytest.mark.xfail(
-        strict=True, reason="train.py compares the dotted key ('num_epochs.quick') with RESUMABLE_CHANGES "
-        "('num_epochs'), so a changed epoch count is refused instead of resumed")),
+    pytest.param({"num_epochs": {"quick": 2, "paper": 2}}, id="num_epochs"),
 ])
 def test_resumable_changes_resume(change, tmp_path):
     # RESUMABLE_CHANGES (num_epochs, grid_size) cannot affect the saved state: the run resumes from epoch 1.
