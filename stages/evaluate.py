@@ -51,7 +51,7 @@ def main() -> None:
     with np.load(args.samples, allow_pickle=False) as f:
         images, seeds, checkpoint_sha256 = f["images"], f["seeds"], str(f["checkpoint_sha256"])
     net = load_feature_net(args.net, device)
-    test_images = load_prepared(args.data)["x_test"]
+    test_images = load_prepared(args.data, keys=("x_test",))["x_test"]
     reference = load_reference(args.reference, net, test_images[: int(np.load(args.reference)["n"])])
     with np.load(args.inception_reference, allow_pickle=False) as f:
         inception_missing = str(f["unavailable"]) if "unavailable" in f.files else None

@@ -92,7 +92,7 @@ def load_protocol(root: Path, dataset: str, features: str, device: torch.device)
                             f"`dvc repro features@{dataset}`") from None  # fmt: skip
     with np.load(paths["reference"], allow_pickle=False) as f:
         n_real = int(f["n"])
-    real = load_prepared(paths["prepared"])["x_test"][:n_real]
+    real = load_prepared(paths["prepared"], keys=("x_test",))["x_test"][:n_real]
     try:
         reference = load_reference(paths["reference"], net, real)
     except ValueError as e:

@@ -35,14 +35,18 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 PREPARED_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
 
 
-def load_prepared(path) -> dict[str, np.ndarray]:
-    """Read a prepared dataset (`prepare@<dataset>` output): x_* uint8 (N, H, W, C), y_* int64, class_names."""
+def load_prepared(path, keys: tuple[str, ...] = PREPARED_KEYS) -> dict[str, np.ndarray]:
+    """Read a prepared dataset (`prepare@<dataset>` output): x_* uint8 (N, H, W, C), y_* int64, class_names.
+
+    `keys` limits what is read (an .npz member is only decompressed when asked for)."""
     with np.load(path, allow_pickle=False) as f:
         missing = [k for k in PREPARED_KEYS if k not in f.files]
         if missing:
             raise ValueError(f"{path}: not a prepared dataset, missing arrays {missing}")
-        data = {k: f[k] for k in PREPARED_KEYS}
+        data = {k: f[k] for k in keys}
     for split in ("train", "test"):
+        if f"x_{split}" not in data:
+            continue
         x = data[f"x_{split}"]
         if x.dtype != np.uint8 or x.ndim != 4:
             raise ValueError(f"{path}: x_{split} must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
