@@ -323,8 +323,7 @@ def test_train_refuses_a_missing_prepared_file(tmp_path, monkeypatch, capsys, st
 
 
 @pytest.mark.parametrize("case, corrupt, expected", [
-    pytest.param("truncated", _truncated, ["mnist.npz", "not a readable npz"], marks=pytest.mark.xfail(
-        strict=True, reason="data.common.read_npz does not catch zipfile.BadZipFile (a truncated npz): traceback")),
+    ("truncated", _truncated, ["mnist.npz", "not a readable npz"]),
     ("float_images", lambda p: _write_raw_npz(p, x_test=np.zeros((8, 28, 28, 1), np.float64)),
      ["mnist.npz", "x_test must be uint8", "float64"]),
     ("labels_out_of_range", lambda p: _write_raw_npz(p, y_train=np.full(32, 10, np.int64)),
@@ -376,8 +375,6 @@ def test_fetch_refuses_a_corrupted_manual_file_naming_it(case, content, expected
     assert not (tmp_path / "raw" / "sheep.npz").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="data.common.acquire_file records the sha256 of a first-acquired file "
-                   "before decoding it: a corrupted first copy pins its own hash, and the good file is then refused")
 def test_a_corrupted_first_acquisition_does_not_pin_its_checksum(tmp_path, monkeypatch, capsys, stages):
     (tmp_path / "manual").mkdir()
     (tmp_path / "manual" / "sheep.npy").write_bytes(_sheep_npy()[:1000])

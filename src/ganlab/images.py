@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ganlab.io import atomic_path
+
 
 def grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """uint8 (N, H, W, C) -> one uint8 (rows*(H+pad)+pad, nrow*(W+pad)+pad, C) mosaic, row-major."""
@@ -30,6 +32,6 @@ def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None, sca
     if scale != 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    with atomic_path(path, suffix=".png") as tmp:  # a kill mid-write must not leave a torn grid
+        image.save(tmp, format="PNG")
     return path

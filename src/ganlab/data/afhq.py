@@ -86,8 +86,7 @@ def decode_zip(archive: Path, *, size: int = IMAGE_SIZE) -> dict[str, np.ndarray
 
 def fetch(spec: DatasetSpec, ctx: FetchContext) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     remote = spec.files["archive"]
-    got = acquire_file(spec.name, remote, ctx, record_checksum=True)
-    arrays = decode_zip(Path(got["path"]))
+    got, arrays = acquire_file(spec.name, remote, ctx, record_checksum=True, decode=decode_zip)
     provenance = {"dataset": spec.name, "source": got["url"], "files": [file_provenance(got, name=remote.name)]}
     provenance["resize"] = f"{IMAGE_SIZE}x{IMAGE_SIZE}, PIL Image.Resampling.LANCZOS, RGB"
     return arrays, provenance

@@ -108,9 +108,10 @@ def decode_archive(archive: Path, member_md5: dict[str, str | None]) -> dict[str
 
 def fetch(spec: DatasetSpec, ctx: FetchContext) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     remote = spec.files["archive"]
-    got = acquire_file(spec.name, remote, ctx, record_checksum=False)
     member_md5 = {name: digest for name, (algo, digest) in spec.member_hashes.items() if algo == "md5"}
-    arrays = decode_archive(Path(got["path"]), member_md5)
+    got, arrays = acquire_file(
+        spec.name, remote, ctx, record_checksum=False, decode=lambda path: decode_archive(path, member_md5)
+    )
     files = [file_provenance(got, name=remote.name)]
     for name, digest in member_md5.items():
         files.append({"name": f"{remote.name}:{BASE_FOLDER}/{name}", "md5": digest, "verified": ["md5"]})

@@ -19,11 +19,12 @@ import io
 import os
 import pickle
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -37,6 +38,8 @@ from ganlab.data.download import (
 )
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
+
+T = TypeVar("T")
 
 
 class DataFormatError(ValueError):
@@ -138,7 +141,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFormatError(path, f"not a readable npz: {exc}") from exc
     validate_arrays(arrays, file=path)
     return arrays
@@ -197,11 +200,20 @@ def file_provenance(got: dict[str, Any], *, name: str) -> dict[str, Any]:
     }
 
 
-def acquire_file(dataset: str, remote: RemoteFile, ctx: FetchContext, *, record_checksum: bool) -> dict[str, Any]:
-    """Acquire one file of `dataset` (manual_dir, cache, then its mirrors) and verify it.
+def acquire_file(
+    dataset: str,
+    remote: RemoteFile,
+    ctx: FetchContext,
+    *,
+    record_checksum: bool,
+    decode: Callable[[Path], T],
+) -> tuple[dict[str, Any], T]:
+    """Acquire one file of `dataset` (manual_dir, cache, then its mirrors), verify it and decode it.
 
     With `record_checksum` (datasets without a published hash) the sha256 is taken from
     `ctx.checksums_path`; on first acquisition it is recorded there, later acquisitions must match it.
+    The hash is recorded only after `decode(path)` succeeded, so a corrupt first copy never pins its own
+    hash. Returns (provenance of the file, decoded value).
     Raises DatasetUnavailable (every mirror tried, with the manual path(s) to use) or ChecksumMismatch.
     """
     expected = remote.sha256
@@ -220,10 +232,11 @@ def acquire_file(dataset: str, remote: RemoteFile, ctx: FetchContext, *, record_
     except DownloadError as exc:
         options = [[ctx.manual_dir / name] for name in (remote.name, *remote.alt_names)]
         raise DatasetUnavailable(dataset, exc.attempts, options) from exc
+    decoded = decode(Path(got["path"]))
     if record_checksum and expected is None:
         source = "manual" if got["url"].startswith("manual:") else got["url"]
         record_sha256(ctx.checksums_path, remote.name, got["sha256"], got["size_bytes"], source)
         got["verified"] = [f"sha256 recorded in {ctx.checksums_path.name} (first acquisition)"]
     elif record_checksum:
         got["verified"] = [f"sha256 (against {ctx.checksums_path.name})"]
-    return got
+    return got, decoded

@@ -45,8 +45,7 @@ def decode_bitmap(path: Path) -> dict[str, np.ndarray]:
 
 def fetch(spec: DatasetSpec, ctx: FetchContext) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     remote = spec.files["bitmap"]
-    got = acquire_file(spec.name, remote, ctx, record_checksum=True)
-    arrays = decode_bitmap(Path(got["path"]))
+    got, arrays = acquire_file(spec.name, remote, ctx, record_checksum=True, decode=decode_bitmap)
     return arrays, {"dataset": spec.name, "source": got["url"], "files": [file_provenance(got, name=remote.name)]}
 
 
