@@ -166,8 +166,9 @@ class SupervisedMixturePrior(Prior):
     def forward(self, eps: Tensor, k: Tensor | None = None) -> Tensor:
         if k is None:
             raise ValueError("a mixture prior needs a component index per sample (k)")
-        onehot = nn.functional.one_hot(k, self.num_components).to(eps.dtype)  # (B, K)
-        return self.mu(onehot) + self.sigma(onehot) * eps  # (B, nz)
+        # mu(one_hot(k)) is column k of mu.weight: gathered rather than multiplied, which is exact (a GEMM's
+        # summation order, and so its last bit, may depend on the batch size) and has the same gradient
+        return self.mu.weight.T[k] + self.sigma.weight.T[k] * eps  # (B, nz)
 
 
 # name -> (class, the ExperimentConfig fields it requires). Fields not listed must be left unset.
