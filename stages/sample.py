@@ -29,7 +29,7 @@ def main() -> None:
     evaluate = pipeline.evaluate
     generator = generator_from_checkpoint(ckpt_io.load(args.checkpoint, map_location=device), device)
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
-    images = generate(generator, seeds, batch_size=evaluate.batch_size, device=device)
+    images = generate(generator, seeds, device=device)
     save_npz_atomic(
         args.out, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(args.checkpoint), method="none"
     )

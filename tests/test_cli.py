@@ -380,7 +380,7 @@ def test_sample_writes_grids_for_none_and_truncation(fx, capsys, tmp_path):
     from ganlab.train import generator_from_checkpoint
 
     g = generator_from_checkpoint(torch.load(fx["checkpoint"], weights_only=True), torch.device("cpu"))
-    np.testing.assert_array_equal(none, generate(g, evaluation_seeds(16, 0), batch_size=7, device=torch.device("cpu")))
+    np.testing.assert_array_equal(none, generate(g, evaluation_seeds(16, 0), device=torch.device("cpu")))
     msg = fails(fx, capsys, "--experiment", "vanilla", "--method", "truncation", "--set", "psy=2",
                 "--out", tmp_path / "x.png", command="sample")  # fmt: skip
     assert "psy" in msg

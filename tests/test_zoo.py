@@ -86,7 +86,7 @@ def test_each_section_builds_and_one_training_step_changes_every_network(name, p
         assert changed, f"{name}: no {part} weight changed after one step"
     # the sampler rebuilt from the checkpoint produces images of the dataset's shape
     sampler = generator_from_checkpoint(state, CPU)
-    out = generate(sampler, evaluation_seeds(3, 0), batch_size=2, device=CPU)
+    out = generate(sampler, evaluation_seeds(3, 0), device=CPU)
     assert out.shape == (3, h, w, c) and out.dtype == np.uint8
 
 
@@ -249,11 +249,11 @@ def test_mixture_samples_are_batch_size_invariant_and_components_come_from_seeds
     latent = lambda s: sampler.prior(seeded_normal(s, (8,), CPU), sampler.components_for(s, CPU))  # noqa: E731
     one_by_one = torch.cat([latent(seeds[i : i + 1].tolist()) for i in range(40)])
     assert torch.equal(one_by_one, latent(seeds.tolist()))
-    # ... and so are the images, up to the CPU GEMM's batch-dependent last bit (measured: ~1e-7 in [-1, 1]),
-    # which can move a pixel across a uint8 rounding boundary
-    one, many = (generate(sampler, seeds, batch_size=b, device=CPU) for b in (1, 64))
-    diff = np.abs(one.astype(int) - many.astype(int))
-    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # ... and so are the images: `generate` runs fixed-size blocks, so a seed's image does not depend on the
+    # other seeds requested with it
+    many = generate(sampler, seeds, device=CPU)
+    one_by_one = np.concatenate([generate(sampler, seeds[i : i + 1], device=CPU) for i in range(40)])
+    np.testing.assert_array_equal(one_by_one, many)
     k = sampler.components_for(seeds, CPU)
     assert torch.equal(k, sampler.components_for(seeds[::-1].copy(), CPU).flip(0))  # per seed, not per position
     assert len(torch.unique(k)) > 5  # spread over the classes

@@ -276,7 +276,7 @@ def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
         if not all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point()):
             raise BadInputError(f"{args.generator}: the generator's weights hold NaN/Inf (a diverged run?)")
         seeds = evaluation_seeds(n, args.seed)
-        images = generate(generator, seeds, batch_size=settings["batch_size"], device=device)
+        images = generate(generator, seeds, device=device)
         source |= {"seed": args.seed, "first_sample_seed": int(seeds[0]), "sample_seeds": f"{seeds[0]}..{seeds[-1]}"}
     if n != n_real:
         print(f"warning: N fake = {n} != N real = {n_real}: FID is biased by N; numbers are comparable only at "
