@@ -195,6 +195,7 @@ class PipelineConfig(Strict):
     max_batches_per_epoch: PositiveInt | None = None  # debug/smoke knob: cut every epoch short
     datasets: list[str]
     experiments: dict[str, str]  # experiment name -> dataset name
+    probes: dict[str, str] = {}  # BiGAN experiments whose encoder is probed -> dataset (subset of experiments)
     data: DataConfig = DataConfig()
     features: dict[str, FeatureNetConfig]
     evaluate: EvaluateConfig
@@ -212,6 +213,12 @@ class PipelineConfig(Strict):
                 )
             if exp not in (self.model_extra or {}):
                 raise ValueError(f"experiments.{exp}: no section `{exp}:` in params.yaml")
+        for exp, dataset in self.probes.items():
+            if self.experiments.get(exp) != dataset:
+                raise ValueError(
+                    f"probes.{exp}: must name an experiment of `experiments` with its dataset "
+                    f"({exp}: {self.experiments.get(exp, '<not in experiments>')})"
+                )
         # Extra top-level keys are experiment sections (run or not: recipes for datasets not enabled
         # by default live there too). Anything else is a typo, e.g. `-S gmgn.sigma=1.4`.
         for key, value in (self.model_extra or {}).items():
