@@ -4,41 +4,18 @@ SQLite database, then reruns nothing, and an experiment reruns only what its cha
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_copy import _run, copy_repo
 pytestmark = pytest.mark.slow
 
 
-def _run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> tuple[Path, dict]:
-    """A git repository holding the current working tree (tracked + untracked, not ignored) with tiny params."""
-    dest = tmp_path_factory.mktemp("e2e") / "ganlab"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        src = ROOT / name
-        if src.is_file() and not name.startswith(("data/", "metrics/", "reports/")) and name != "dvc.lock":
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
+def _tiny(params: dict) -> None:
     params["max_batches_per_epoch"] = 3
     params["features"]["mnist"]["num_epochs"]["quick"] = 1
     params["evaluate"]["n_samples"]["quick"] = 400
@@ -48,17 +25,12 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     params["experiments"] = {"vanilla": "mnist", "wgan": "mnist"}
     params["probes"] = {}
     params["wgan"]["num_epochs"]["quick"] = 1
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["GANLAB_DOWNLOAD_DIR"] = str(ROOT / "data" / "downloads")  # reuse verified downloads
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        _run(cmd, dest, env)
-    return dest, env
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A git repository holding the current working tree with tiny params."""
+    return copy_repo(tmp_path_factory.mktemp("e2e") / "ganlab", _tiny)
 
 
 @pytest.fixture(scope="module")
