@@ -82,6 +82,7 @@ def tiny_params(**experiment: Any) -> dict[str, Any]:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["device"] = "cpu"
     params["experiments"] = {"tiny": "mnist"}
+    params["probes"] = {}
     params["tiny"] = {
         "generator": {"arch": "mlp", "nz": 16, "hidden": [64, 128], "batch_norm": False},
         "discriminator": {"arch": "mlp", "hidden": [128, 64], "dropout": 0.3},

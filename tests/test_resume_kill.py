@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 NUM_EPOCHS = 4
 
 
-def _workspace(tmp: Path, n_train: int = 512, **experiment) -> Path:
+def _workspace(tmp: Path, n_train: int = 4096, **experiment) -> Path:  # ~1 s epochs: room to kill mid-run
     tmp.mkdir(parents=True, exist_ok=True)
     experiment.setdefault("num_epochs", {"quick": NUM_EPOCHS, "paper": NUM_EPOCHS})
     write_params(tmp / "params.yaml", tiny_params(**experiment))
@@ -97,7 +97,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
             if ckpt.exists():
                 epoch = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
             time.sleep(0.05)
-        time.sleep(0.3)  # into the next epoch (a kill inside a checkpoint write is covered by atomicity too)
+        time.sleep(0.1)  # into the next epoch (a kill inside a checkpoint write is covered by atomicity too)
         os.kill(victim.pid, signal.SIGKILL)
         assert victim.wait(timeout=60) == -signal.SIGKILL
     finally:
