@@ -4,11 +4,16 @@
         --checkpoint data/train/vanilla/checkpoint.pt --grids data/train/vanilla/grids \
         --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv
 
+Data parallel on N processes (gloo on the CPU, nccl on CUDA; see `ganlab.distributed`): the same
+arguments under `torchrun --standalone --nproc_per_node N stages/train.py ...`; rank 0 alone writes the
+outputs and logs to MLflow.
+
 Per epoch: mean D and G losses (MLflow metrics with step = epoch, and the CSV for `dvc plots`), a sample
 grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states).
 """
 
 import argparse
+import contextlib
 import time
 import zipfile
 from pathlib import Path
@@ -16,6 +21,7 @@ from pathlib import Path
 import mlflow
 
 from ganlab import checkpoint as ckpt_io
+from ganlab import distributed
 from ganlab.config import flatten, load_experiment, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.images import save_grid
@@ -47,6 +53,14 @@ def main() -> None:
 
     pipeline, cfg = load_experiment(read_params(args.params), args.experiment)
     device = resolve_device(pipeline.device)
+    dist = distributed.init_from_env(device)  # one process without torchrun: distributed.SINGLE
+    try:
+        _train(args, pipeline, cfg, dist.device(device), dist)
+    finally:
+        distributed.shutdown(dist)
+
+
+def _train(args, pipeline, cfg, device, dist) -> None:
     seed_everything(cfg.seed)
     set_deterministic(device)
     try:
@@ -61,7 +75,7 @@ def main() -> None:
             f"({n_train} images in {args.data}); allowed: 1..{n_train}"
         )
     # A `kill -9` during a checkpoint write leaves its temporary file; the checkpoint itself is whole.
-    for stale in remove_stale_temporaries(args.checkpoint):
+    for stale in remove_stale_temporaries(args.checkpoint) if dist.is_main else []:
         print(f"removed {stale} (left by an interrupted run)")
     if args.checkpoint.exists():  # resume point: refuse a file that is not one of our checkpoints, by name
         try:
@@ -83,6 +97,7 @@ def main() -> None:
         "scale": pipeline.scale,
         "num_epochs_run": num_epochs,
         "device": str(device),
+        **({"world_size": dist.world_size} if dist.enabled else {}),
         **{f"{args.experiment}.{k}": v for k, v in flatten(cfg).items()},
     }
 
@@ -94,14 +109,19 @@ def main() -> None:
               f"loss_g {log.loss_g:.4f} ({log.seconds:.1f}s)", flush=True)
 
     t0 = time.perf_counter()
-    with stage_run("train", f"train@{args.experiment}", run_params):
+    run = stage_run("train", f"train@{args.experiment}", run_params) if dist.is_main else contextlib.nullcontext()
+    with run:
         state = train_gan(
             cfg, data["x_train"], data["y_train"],
             num_epochs=num_epochs, device=device, checkpoint_path=args.checkpoint,
             num_classes=len(data["class_names"]), max_batches_per_epoch=max_batches,
             on_epoch=log_epoch,
             save_grid=lambda images, epoch: save_grid(images, args.grids / f"epoch_{epoch:04d}.png"),
+            dist=dist,
         )
+        distributed.save_rank_state_for_debug(state, dist)
+        if not dist.is_main:
+            return
         history = state["history"]
         write_csv(args.losses, history)
         summary = {
