@@ -19,8 +19,10 @@ all RNG states; `train_gan` continues from it when its config matches, so an int
 resumed ends with the same weights as an uninterrupted one (bit-identical on the CPU).
 
 Speed (measured by `python -m benchmarks.training` against a loop written the obvious way): the dataset is
-converted to float once and indexed in memory (no DataLoader); D's weights need no gradients during G's step;
-fused Adam (foreach RMSprop); losses stay on the device in a per-epoch buffer and are checked for finiteness
+converted to float once and indexed in memory (no DataLoader); D scores the real and the fake batch in one
+pass when its output for a sample depends on that sample alone (`per_sample`: no batch statistics, no
+per-forward state such as spectral norm's power iteration), which doubles the rows of its matrix products;
+D's weights need no gradients during G's step; fused Adam (foreach RMSprop); losses stay on the device in a per-epoch buffer and are checked for finiteness
 every `check_every` steps (every step on the CPU, where the check costs microseconds), reporting the first
 non-finite step exactly. Data parallel (torchrun): see `ganlab.distributed`; one process is unchanged.
 """
@@ -181,6 +183,26 @@ def sample_grid(sampler: LatentGenerator, eps: torch.Tensor, k: torch.Tensor | N
     return images
 
 
+# Layers whose output row i depends on input row i alone and that keep no per-forward state.
+PER_SAMPLE_LAYERS = (nn.Linear, nn.Conv2d, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Flatten,
+                     nn.Identity, nn.Embedding)
+
+
+def per_sample(net: nn.Module) -> bool:
+    """True when `net` is built only from `PER_SAMPLE_LAYERS` (containers holding no parameters of their own),
+    with no hooks or parametrizations: then net(cat(a, b)) is cat(net(a), net(b)) in distribution (dropout
+    draws its masks for both halves in one call). BatchNorm, spectral norm and unknown layers give False."""
+    for m in net.modules():
+        if m._forward_pre_hooks or m._forward_hooks or torch.nn.utils.parametrize.is_parametrized(m):
+            return False
+        leaf = next(m.children(), None) is None
+        if isinstance(m, PER_SAMPLE_LAYERS):
+            continue
+        if leaf or any(True for _ in m.parameters(recurse=False)):
+            return False
+    return True
+
+
 def _d_logits(discriminator: nn.Module, x: torch.Tensor, y: torch.Tensor | None, code: torch.Tensor | None):
     # BiGAN discriminators score (x, z) pairs; all others take (x, y) and ignore y when unconditional
     return discriminator(x, y) if code is None else discriminator(x, y, code)
@@ -204,6 +226,7 @@ class GANStep:
         self.loss_kwargs = {} if cfg.class_loss_weight is None else {"class_weight": cfg.class_loss_weight}
         self.g_params = [p for group in opt_g.param_groups for p in group["params"]]
         self.d_params = [p for group in opt_d.param_groups for p in group["params"]]
+        self.joint_d = per_sample(parts.discriminator)  # one D pass over (real, fake): see the module docstring
 
     def draw_latents(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         prior, batch = self.parts.prior, self.cfg.batch_size
@@ -240,8 +263,16 @@ class GANStep:
             z = prior(eps, k)
             fake = generator(z, y_fake)
             code_real = encoder(real) if encoder is not None else None
-        loss_d = self.d_loss(_d_logits(discriminator, real, y_real, code_real),
-                             _d_logits(discriminator, fake, y_fake, z if encoder is not None else None), y_real, y_fake)
+        code_fake = z if encoder is not None else None
+        if self.joint_d:  # (2B, ...) -> (2B,) logits: rows 0..B-1 real, B..2B-1 fake
+            y = None if y_fake is None else torch.cat([y_real, y_fake])  # y_fake None: D ignores labels
+            code = None if encoder is None else torch.cat([code_real, code_fake])
+            logits = _d_logits(discriminator, torch.cat([real, fake]), y, code)
+            real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
+        else:
+            real_logits = _d_logits(discriminator, real, y_real, code_real)
+            fake_logits = _d_logits(discriminator, fake, y_fake, code_fake)
+        loss_d = self.d_loss(real_logits, fake_logits, y_real, y_fake)
         if cfg.gp_weight > 0:
             critic = lambda x: discriminator(x, y_real)  # noqa: E731  (x̂ mixes pairs; labels of the real)
             loss_d = loss_d + cfg.gp_weight * gradient_penalty(critic, real, fake, self.gen)

@@ -1,0 +1,243 @@
+"""Training-step benchmark: ganlab's loop (`ganlab.train.GANStep`) against a loop written the obvious way.
+
+    python -m benchmarks.training                  # vanilla (MLP) and dcgan_mnist recipes of params.yaml
+    python -m benchmarks.training --steps 50 --rounds 3 --recipes vanilla
+
+Both loops run in this process, on the same networks (built from the recipe by `ganlab.nets`, same seed), the
+same MNIST-shaped data (60,000 random uint8 28×28 images: speed does not depend on content) and the same
+algorithm: per step one D update on a real batch and a fake batch from fresh latents, then one G update on
+fresh latents (the recipes' n_critic = n_gen = 1), batch 64.
+
+- ours: what `train_gan` runs per step: a slice of the in-memory permutation indexes the float dataset
+  (converted once), `GANStep.step` (D's weights frozen during G's step, zero_grad(set_to_none), fused Adam,
+  losses kept on the device), the per-step loss buffer and finiteness check.
+- reference, as pytorch/examples dcgan/main.py: a `DataLoader(TensorDataset(float images), batch_size=64,
+  shuffle=True, drop_last=True)`, `zero_grad()`, D's real and fake terms each `.backward()`, D's weights
+  accumulating gradients during G's step (no requires_grad toggling), `BCEWithLogitsLoss` against label
+  tensors, `torch.optim.Adam` with its defaults (the per-parameter for-loop on the CPU), `.item()` of both
+  losses every step. Unlike main.py, G's step draws fresh latents (main.py reuses D's fake batch), so that
+  both loops do the same arithmetic.
+
+Timing: `--rounds` alternating rounds of `--steps` steps each (after `--warmup` steps per loop); the reported
+ms/step is the best round's mean (the least disturbed by other processes).
+
+Peak: the best of 10 `torch.mm` of two 2048×2048 float32 matrices, 2·2048³ FLOP each, in GFLOP/s.
+
+FLOPs of one step, counted analytically from the layer shapes (Linear: in·out MACs per sample; Conv2d: output
+elements · in_channels/groups · kh · kw; ConvTranspose2d: input elements · out_channels/groups · kh · kw), with
+the convention forward + backward = 3 × forward (one pass for the activations' gradients, one for the
+weights'), 2 FLOP per MAC:
+    FLOP/step = 2 · batch · (4 · MACs_G + 9 · MACs_D)
+    D update: G forward (1×, no grad) + D on real (3×) + D on fake (3×); G update: G (3×) + D (3×).
+The same count serves both loops (% of peak is proportional to 1 / ms). It over-counts what either loop
+needs: the first layer's input gradient (the data's) is never computed, and ours skips D's weight gradients
+in G's step (about 20 % less arithmetic for the MLP GAN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganlab.config import load_experiment, read_params
+from ganlab.data.arrays import to_model
+from ganlab.distributed import SINGLE
+from ganlab.train import GANStep, build_modules, build_optimizers
+
+N_IMAGES = 60_000
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Best float32 `torch.mm` throughput of n×n by n×n, in GFLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_macs(net: nn.Module, *inputs: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass of a single sample, from the shapes of Linear/Conv layers."""
+    total = 0
+
+    def count(module: nn.Module, args, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+        elif isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output[0].numel() * module.in_channels // module.groups * kh * kw
+        elif isinstance(module, nn.ConvTranspose2d):
+            kh, kw = module.kernel_size
+            total += args[0][0].numel() * module.out_channels // module.groups * kh * kw
+
+    handles = [m.register_forward_hook(count) for m in net.modules()]
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        net(*inputs)
+    net.train(was_training)
+    for h in handles:
+        h.remove()
+    return total
+
+
+def step_flops(generator: nn.Module, discriminator: nn.Module, batch: int) -> float:
+    """FLOP of one D + G step under the 3×-forward convention (module docstring)."""
+    g = forward_macs(generator, torch.zeros(1, generator.nz))
+    d = forward_macs(discriminator, torch.zeros(1, *IMAGE_SHAPE))
+    return 2.0 * batch * (4 * g + 9 * d)
+
+
+def _fresh_parts(cfg):
+    torch.manual_seed(cfg.seed)
+    parts = build_modules(cfg, IMAGE_SHAPE, 10, torch.device("cpu"))
+    for m in (parts.generator, parts.discriminator):
+        m.train()
+    return parts
+
+
+class OursLoop:
+    """The body of `train_gan`'s step loop, on a float dataset converted once."""
+
+    def __init__(self, cfg, images_uint8: torch.Tensor):
+        self.cfg = cfg
+        self.parts = _fresh_parts(cfg)
+        opt_g, opt_d = build_optimizers(cfg, self.parts)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.trainer = GANStep(cfg, self.parts, opt_g, opt_d, self.gen, torch.device("cpu"), SINGLE)
+        self.data = to_model(images_uint8)  # (N, C, H, W) float32, once
+        self.targets = torch.zeros(len(images_uint8), dtype=torch.long)
+        self.steps = len(images_uint8) // cfg.batch_size
+        self.buf_d, self.buf_g = torch.zeros(self.steps), torch.zeros(self.steps, 1)
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self.perm, self.step = torch.randperm(len(self.data), generator=self.gen), 0
+
+    def run(self, n: int) -> None:
+        b = self.cfg.batch_size
+        for _ in range(n):
+            if self.step == self.steps:
+                self._new_epoch()
+            s = self.step
+            idx = self.perm[s * b : (s + 1) * b]
+            loss_d, loss_g = self.trainer.step(s, self.data[idx], self.targets[idx])
+            self.buf_d[s] = loss_d
+            if loss_g is not None:
+                self.buf_g[s] = loss_g
+            if not bool(torch.isfinite(self.buf_d[s]) & torch.isfinite(self.buf_g[s]).all()):
+                raise FloatingPointError(f"non-finite loss at step {s}")
+            self.step += 1
+
+
+class ReferenceLoop:
+    """pytorch/examples dcgan/main.py's loop (BCE on logits, fresh latents for G's step)."""
+
+    def __init__(self, cfg, images_uint8: torch.Tensor):
+        self.parts = _fresh_parts(cfg)
+        self.net_g, self.net_d = self.parts.generator, self.parts.discriminator
+        opt = cfg.optimizer
+        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=opt.lr_g, betas=opt.betas)
+        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=opt.lr_d, betas=opt.betas)
+        self.criterion = nn.BCEWithLogitsLoss()
+        images = images_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        dataset = torch.utils.data.TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+        self.nz, self.batch = self.net_g.nz, cfg.batch_size
+        self.it = iter(self.loader)
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            try:
+                real, _ = next(self.it)
+            except StopIteration:
+                self.it = iter(self.loader)
+                real, _ = next(self.it)
+            b = real.size(0)
+            # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+            self.net_d.zero_grad()
+            label = torch.full((b,), 1.0)
+            err_d_real = self.criterion(self.net_d(real).view(-1), label)
+            err_d_real.backward()
+            noise = torch.randn(b, self.nz)
+            fake = self.net_g(noise)
+            label.fill_(0.0)
+            err_d_fake = self.criterion(self.net_d(fake.detach()).view(-1), label)
+            err_d_fake.backward()
+            self.opt_d.step()
+            # (2) Update G network: maximize log(D(G(z)))
+            self.net_g.zero_grad()
+            label.fill_(1.0)
+            err_g = self.criterion(self.net_d(self.net_g(torch.randn(b, self.nz))).view(-1), label)
+            err_g.backward()
+            self.opt_g.step()
+            _ = (err_d_real.item() + err_d_fake.item(), err_g.item())
+
+
+def time_loops(loops: dict[str, object], steps: int, rounds: int, warmup: int) -> dict[str, float]:
+    """Best round mean, in ms/step, of each loop; rounds alternate between the loops."""
+    for loop in loops.values():
+        loop.run(warmup)
+    best = {name: math.inf for name in loops}
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            t0 = time.perf_counter()
+            loop.run(steps)
+            best[name] = min(best[name], (time.perf_counter() - t0) / steps * 1e3)
+    return best
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--recipes", nargs="+", default=["vanilla", "dcgan_mnist"])
+    parser.add_argument("--steps", type=int, default=100, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args()
+
+    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
+          f"threads {torch.get_num_threads()}  cpu {cpu_name()} ({torch.backends.cpu.get_cpu_capability()})")
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak (best 2048x2048 torch.mm): {peak:.1f} GFLOP/s")
+    images = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (N_IMAGES, 28, 28, 1), dtype=np.uint8))
+    params = read_params(args.params)
+    header = f"{'recipe':<14}{'GFLOP/step':>11}{'ours ms':>9}{'ref ms':>9}{'ref/ours':>9}{'ours %pk':>9}{'ref %pk':>9}"
+    rows = []
+    for name in args.recipes:
+        _, cfg = load_experiment(params, name)
+        loops = {"ours": OursLoop(cfg, images), "reference": ReferenceLoop(cfg, images)}
+        flops = step_flops(loops["ours"].parts.generator, loops["ours"].parts.discriminator, cfg.batch_size)
+        ms = time_loops(loops, args.steps, args.rounds, args.warmup)
+        pct = {k: flops / (v / 1e3) / 1e9 / peak * 100 for k, v in ms.items()}
+        rows.append(f"{name:<14}{flops / 1e9:>11.3f}{ms['ours']:>9.2f}{ms['reference']:>9.2f}"
+                    f"{ms['reference'] / ms['ours']:>9.2f}{pct['ours']:>8.1f}%{pct['reference']:>8.1f}%")
+        print(rows[-1] if len(rows) > 1 else f"{header}\n{rows[-1]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
