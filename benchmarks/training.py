@@ -2,6 +2,7 @@
 
     python -m benchmarks.training                  # vanilla (MLP) and dcgan_mnist recipes of params.yaml
     python -m benchmarks.training --steps 50 --rounds 3 --recipes vanilla
+    python -m benchmarks.training --ablate         # also ours without one lever at a time
 
 Both loops run in this process, on the same networks (built from the recipe by `ganlab.nets`, same seed), the
 same MNIST-shaped data (60,000 random uint8 28×28 images: speed does not depend on content) and the same
@@ -112,12 +113,17 @@ def _fresh_parts(cfg):
 class OursLoop:
     """The body of `train_gan`'s step loop, on a float dataset converted once."""
 
-    def __init__(self, cfg, images_uint8: torch.Tensor):
+    def __init__(self, cfg, images_uint8: torch.Tensor, joint_d: bool = True, fused: bool = True):
         self.cfg = cfg
         self.parts = _fresh_parts(cfg)
         opt_g, opt_d = build_optimizers(cfg, self.parts)
+        if not fused:  # ablation: the same optimiser, per-group foreach kernels instead of one fused kernel
+            opt_g, opt_d = (type(o)([{k: v for k, v in g.items() if k not in ("fused", "foreach")}
+                                     for g in o.param_groups], foreach=True) for o in (opt_g, opt_d))
+            assert not opt_g.param_groups[0]["fused"] and opt_g.param_groups[0]["foreach"]
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.trainer = GANStep(cfg, self.parts, opt_g, opt_d, self.gen, torch.device("cpu"), SINGLE)
+        self.trainer.joint_d &= joint_d
         self.data = to_model(images_uint8)  # (N, C, H, W) float32, once
         self.targets = torch.zeros(len(images_uint8), dtype=torch.long)
         self.steps = len(images_uint8) // cfg.batch_size
@@ -218,6 +224,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--ablate", action="store_true", help="also time ours minus one lever at a time")
     args = parser.parse_args()
 
     print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
@@ -231,12 +238,19 @@ def main() -> None:
     for name in args.recipes:
         _, cfg = load_experiment(params, name)
         loops = {"ours": OursLoop(cfg, images), "reference": ReferenceLoop(cfg, images)}
+        if args.ablate:
+            if loops["ours"].trainer.joint_d:
+                loops["ours, separate D passes"] = OursLoop(cfg, images, joint_d=False)
+            if cfg.optimizer.name == "adam":
+                loops["ours, foreach Adam"] = OursLoop(cfg, images, fused=False)
         flops = step_flops(loops["ours"].parts.generator, loops["ours"].parts.discriminator, cfg.batch_size)
         ms = time_loops(loops, args.steps, args.rounds, args.warmup)
         pct = {k: flops / (v / 1e3) / 1e9 / peak * 100 for k, v in ms.items()}
         rows.append(f"{name:<14}{flops / 1e9:>11.3f}{ms['ours']:>9.2f}{ms['reference']:>9.2f}"
                     f"{ms['reference'] / ms['ours']:>9.2f}{pct['ours']:>8.1f}%{pct['reference']:>8.1f}%")
         print(rows[-1] if len(rows) > 1 else f"{header}\n{rows[-1]}", flush=True)
+        for variant in [k for k in ms if k.startswith("ours, ")]:
+            print(f"  {variant}: {ms[variant]:.2f} ms ({pct[variant]:.1f}%)", flush=True)
 
 
 if __name__ == "__main__":

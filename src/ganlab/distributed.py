@@ -130,7 +130,8 @@ def shutdown(ctx: DistContext) -> None:
         torch_dist.destroy_process_group()
 
 
-def save_rank_state_for_debug(state: dict[str, Any], ctx: DistContext, names: Iterable[str] = ("generator", "discriminator")) -> Path | None:
+def save_rank_state_for_debug(state: dict[str, Any], ctx: DistContext,
+                              names: Iterable[str] = ("generator", "discriminator")) -> Path | None:
     """If $GANLAB_DEBUG_RANK_STATE_DIR is set, save this rank's final `names` state dicts to <dir>/rank<r>.pt
     (tests compare the ranks' weights); otherwise do nothing."""
     folder = os.environ.get(DEBUG_STATE_DIR_ENV)

@@ -22,9 +22,11 @@ Speed (measured by `python -m benchmarks.training` against a loop written the ob
 converted to float once and indexed in memory (no DataLoader); D scores the real and the fake batch in one
 pass when its output for a sample depends on that sample alone (`per_sample`: no batch statistics, no
 per-forward state such as spectral norm's power iteration), which doubles the rows of its matrix products;
-D's weights need no gradients during G's step; fused Adam (foreach RMSprop); losses stay on the device in a per-epoch buffer and are checked for finiteness
-every `check_every` steps (every step on the CPU, where the check costs microseconds), reporting the first
-non-finite step exactly. Data parallel (torchrun): see `ganlab.distributed`; one process is unchanged.
+D's weights need no gradients during G's step; fused Adam (foreach RMSprop); losses stay on the device in a
+per-epoch buffer and are checked for finiteness every `check_every` steps (every step on the CPU, where the
+check costs microseconds), reporting the first non-finite step exactly.
+
+Data parallel (torchrun): see `ganlab.distributed`; a single process runs exactly as without it.
 """
 
 from __future__ import annotations
