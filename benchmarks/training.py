@@ -10,8 +10,9 @@ algorithm: per step one D update on a real batch and a fake batch from fresh lat
 fresh latents (the recipes' n_critic = n_gen = 1), batch 64.
 
 - ours: what `train_gan` runs per step: a slice of the in-memory permutation indexes the float dataset
-  (converted once), `GANStep.step` (D's weights frozen during G's step, zero_grad(set_to_none), fused Adam,
-  losses kept on the device), the per-step loss buffer and finiteness check.
+  (converted once; NHWC for convolutional networks, `channels_last_`), `GANStep.step` (D's weights frozen
+  during G's step, zero_grad(set_to_none), fused Adam, losses kept on the device), the per-step loss buffer
+  and finiteness check.
 - reference, as pytorch/examples dcgan/main.py: a `DataLoader(TensorDataset(float images), batch_size=64,
   shuffle=True, drop_last=True)`, `zero_grad()`, D's real and fake terms each `.backward()`, D's weights
   accumulating gradients during G's step (no requires_grad toggling), `BCEWithLogitsLoss` against label
@@ -50,7 +51,7 @@ from torch import nn
 from ganlab.config import load_experiment, read_params
 from ganlab.data.arrays import to_model
 from ganlab.distributed import SINGLE
-from ganlab.train import GANStep, build_modules, build_optimizers
+from ganlab.train import CONV_LAYERS, GANStep, build_modules, build_optimizers, channels_last_
 
 N_IMAGES = 60_000
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W)
@@ -113,9 +114,13 @@ def _fresh_parts(cfg):
 class OursLoop:
     """The body of `train_gan`'s step loop, on a float dataset converted once."""
 
-    def __init__(self, cfg, images_uint8: torch.Tensor, joint_d: bool = True, fused: bool = True):
+    def __init__(self, cfg, images_uint8: torch.Tensor, joint_d: bool = True, fused: bool = True,
+                 channels_last: bool = True):
         self.cfg = cfg
         self.parts = _fresh_parts(cfg)
+        self.data = to_model(images_uint8)  # (N, C, H, W) float32, once
+        if channels_last:
+            self.data = channels_last_([self.parts.generator, self.parts.discriminator], self.data)
         opt_g, opt_d = build_optimizers(cfg, self.parts)
         if not fused:  # ablation: the same optimiser, per-group foreach kernels instead of one fused kernel
             opt_g, opt_d = (type(o)([{k: v for k, v in g.items() if k not in ("fused", "foreach")}
@@ -124,7 +129,6 @@ class OursLoop:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.trainer = GANStep(cfg, self.parts, opt_g, opt_d, self.gen, torch.device("cpu"), SINGLE)
         self.trainer.joint_d &= joint_d
-        self.data = to_model(images_uint8)  # (N, C, H, W) float32, once
         self.targets = torch.zeros(len(images_uint8), dtype=torch.long)
         self.steps = len(images_uint8) // cfg.batch_size
         self.buf_d, self.buf_g = torch.zeros(self.steps), torch.zeros(self.steps, 1)
@@ -243,6 +247,8 @@ def main() -> None:
                 loops["ours, separate D passes"] = OursLoop(cfg, images, joint_d=False)
             if cfg.optimizer.name == "adam":
                 loops["ours, foreach Adam"] = OursLoop(cfg, images, fused=False)
+            if any(isinstance(layer, CONV_LAYERS) for layer in loops["ours"].parts.discriminator.modules()):
+                loops["ours, NCHW"] = OursLoop(cfg, images, channels_last=False)
         flops = step_flops(loops["ours"].parts.generator, loops["ours"].parts.discriminator, cfg.batch_size)
         ms = time_loops(loops, args.steps, args.rounds, args.warmup)
         pct = {k: flops / (v / 1e3) / 1e9 / peak * 100 for k, v in ms.items()}

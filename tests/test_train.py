@@ -12,7 +12,7 @@ from ganlab import checkpoint as ckpt_io
 from ganlab.config import ConfigError, ExperimentConfig
 from ganlab.losses import LOSSES, Loss, gradient_penalty
 from ganlab.runtime import DivergedError
-from ganlab.train import build_gan, train_gan
+from ganlab.train import build_gan, channels_last_, train_gan
 
 CPU = torch.device("cpu")
 
@@ -103,8 +103,12 @@ def test_weight_clipping_keeps_every_critic_parameter_in_range(images, tmp_path)
     assert values.abs().max().item() == pytest.approx(0.01)  # the constraint is active, not vacuous
 
 
-def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path):
-    cfg = small_config()
+DCGAN_SMALL = dict(generator={"arch": "dcgan", "nz": 8, "ngf": 8}, discriminator={"arch": "dcgan", "ndf": 8})
+
+
+@pytest.mark.parametrize("overrides", [{}, DCGAN_SMALL], ids=["mlp", "dcgan-channels-last"])
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path, overrides):
+    cfg = small_config(**overrides)
     torch.manual_seed(0)
     full = train_gan(cfg, images, np.zeros(64), num_epochs=2, device=CPU, checkpoint_path=tmp_path / "full.pt")
     torch.manual_seed(0)
@@ -115,6 +119,21 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path):
     for part in ("generator", "discriminator"):
         for k in full[part]:
             assert torch.equal(full[part][k], resumed[part][k]), f"{part}.{k} differs after resume"
+
+
+def test_channels_last_changes_the_layout_of_conv_gans_only():
+    torch.manual_seed(0)
+    mlp = build_gan(small_config(), (1, 28, 28), 0, CPU)
+    conv = build_gan(small_config(**DCGAN_SMALL), (3, 32, 32), 0, CPU)
+    data = torch.randn(4, 3, 32, 32)
+    before = [_params(m) for m in conv]
+    out = channels_last_(list(conv), data)
+    assert torch.equal(out, data) and out.stride() != data.stride()  # same values, NHWC strides
+    weights = [p for m in conv for p in m.parameters() if p.ndim == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    assert all(torch.equal(b[k], v) for b, m in zip(before, conv) for k, v in m.state_dict().items())
+    assert channels_last_(list(mlp), data) is data  # no convolution: nothing moved
+    assert channels_last_(list(conv), data.to(torch.uint8)).is_contiguous()  # uint8: converted per batch
 
 
 def test_resume_with_a_changed_config_is_refused(images, tmp_path):

@@ -22,7 +22,8 @@ Speed (measured by `python -m benchmarks.training` against a loop written the ob
 converted to float once and indexed in memory (no DataLoader); D scores the real and the fake batch in one
 pass when its output for a sample depends on that sample alone (`per_sample`: no batch statistics, no
 per-forward state such as spectral norm's power iteration), which doubles the rows of its matrix products;
-D's weights need no gradients during G's step; fused Adam (foreach RMSprop); losses stay on the device in a
+convolutional networks and their batches are channels-last (NHWC in memory: oneDNN's and cuDNN's faster
+layout); D's weights need no gradients during G's step; fused Adam (foreach RMSprop); losses stay on the device in a
 per-epoch buffer and are checked for finiteness every `check_every` steps (every step on the CPU, where the
 check costs microseconds), reporting the first non-finite step exactly.
 
@@ -184,6 +185,23 @@ def sample_grid(sampler: LatentGenerator, eps: torch.Tensor, k: torch.Tensor | N
     sampler.train(was_training)
     return images
 
+
+CONV_LAYERS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+def channels_last_(modules: list[nn.Module], data: torch.Tensor) -> torch.Tensor:
+    """Put convolutional networks, in place, and a float (N, C, H, W) dataset in NHWC memory order.
+
+    The values are unchanged (only the strides), the optimisers built afterwards keep their states in the
+    same order, and a checkpoint's tensors load into either layout. Networks without a convolution and a
+    uint8 dataset (converted per batch) are left as they are. Measured by `benchmarks/training.py`: about
+    20 % off the DCGAN step on a 2-core AVX-512 CPU (oneDNN's blocked convolutions read NHWC directly).
+    """
+    if not any(isinstance(layer, CONV_LAYERS) for m in modules for layer in m.modules()):
+        return data
+    for m in modules:
+        m.to(memory_format=torch.channels_last)
+    return data if data.dtype == torch.uint8 else data.contiguous(memory_format=torch.channels_last)
 
 # Layers whose output row i depends on input row i alone and that keep no per-forward state.
 PER_SAMPLE_LAYERS = (nn.Linear, nn.Conv2d, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Flatten,
@@ -369,6 +387,7 @@ def train_gan(
     modules = [m for m in (generator, discriminator, encoder, prior) if m is not None]
     for m in modules:  # same initial weights on every rank (they are already when all ranks seeded alike)
         dist.broadcast_module_(m)
+    data = channels_last_(modules, data)
     sampler = parts.sampler()
     opt_g, opt_d = build_optimizers(cfg, parts)
     # One process: one generator for the permutation and the latents (as always). Data parallel: the
