@@ -1,9 +1,13 @@
-"""Stage `probe@<experiment>`: SVM / linear / 1-NN accuracy of classifiers on a BiGAN encoder's codes E(x).
+"""Stage `probe@<experiment>`: SVM / linear / 1-NN accuracy of classifiers on a BiGAN encoder's codes E(x),
+and the reconstruction grid x vs G(E(x)) of the first test images.
 
-    python stages/probe.py --experiment bigan_mnist --checkpoint data/train/bigan_mnist/checkpoint.pt \
-        --data data/prepared/mnist.npz --out metrics/probe/bigan_mnist.json
+    python stages/probe.py --experiment bigan_mnist --checkpoint data/train/bigan_mnist/seed-0/checkpoint.pt \
+        --data data/prepared/mnist.npz --out metrics/probe/bigan_mnist.json \
+        --recon reports/grids/bigan_mnist-recon.png
 
 The protocol (train subset size, seed, SVM C) is the experiment's `probe:` section; the metrics file records it.
+The reconstruction grid (`ganlab.visuals.reconstructions`: the first `RECON_IMAGES` test images, each grid row
+of reals above its row of reconstructions) is also logged to MLflow under `grids/`.
 """
 
 import argparse
@@ -15,11 +19,13 @@ import mlflow
 from ganlab import checkpoint as ckpt_io
 from ganlab.config import ConfigError, flatten, load_experiment, read_params
 from ganlab.data.arrays import load_prepared
+from ganlab.images import save_grid
 from ganlab.io import write_json
 from ganlab.probe import encode, probe_codes, train_subset
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.tracking import stage_run
 from ganlab.train import modules_from_checkpoint
+from ganlab.visuals import RECON_IMAGES, RECON_PER_ROW, reconstructions
 
 
 @stage_entry
@@ -30,6 +36,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--recon", required=True, type=Path, help="PNG: test images above their G(E(x))")
     args = parser.parse_args()
 
     pipeline, cfg = load_experiment(read_params(args.params), args.experiment)
@@ -39,7 +46,8 @@ def main() -> None:
     seed_everything(cfg.probe.seed)
     data = load_prepared(args.data)
     state = ckpt_io.load(args.checkpoint, map_location=device)
-    encoder = modules_from_checkpoint(state, device).encoder
+    parts = modules_from_checkpoint(state, device)
+    encoder = parts.encoder
     size = cfg.probe.train_size.at(pipeline.scale)
     idx = train_subset(len(data["x_train"]), size, cfg.probe.seed)
     run_params = {"experiment": args.experiment, "scale": pipeline.scale,
@@ -51,6 +59,8 @@ def main() -> None:
         scores = probe_codes(train_codes, data["y_train"][idx], test_codes, data["y_test"],
                              svm_c=cfg.probe.svm_c, nearest_neighbour=cfg.probe.nearest_neighbour)
         mlflow.log_metrics(scores)
+        recon = reconstructions(encoder, parts.generator, data["x_test"][:RECON_IMAGES], device)
+        mlflow.log_artifact(str(save_grid(recon, args.recon, nrow=RECON_PER_ROW)), artifact_path="grids")
         write_json(args.out, {
             "experiment": args.experiment, **scores,
             "n_train": int(len(idx)), "n_test": int(len(test_codes)), "code_dim": int(train_codes.shape[1]),

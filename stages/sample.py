@@ -1,7 +1,9 @@
-"""Stage `sample@<experiment>`: N evaluation images from integer seeds (identical at any batch size).
+"""Stage `sample@<experiment>`: N evaluation images per training seed, from integer sample seeds (identical at
+any batch size).
 
-    python stages/sample.py --experiment vanilla --checkpoint data/train/vanilla/checkpoint.pt \
-        --out data/samples/vanilla/none.npz
+    python stages/sample.py --experiment vanilla --checkpoints data/train/vanilla --out data/samples/vanilla
+
+Reads <checkpoints>/seed-<s>/checkpoint.pt and writes <out>/seed-<s>.npz for every s of `seeds`.
 """
 
 import argparse
@@ -10,6 +12,7 @@ from pathlib import Path
 from ganlab import checkpoint as ckpt_io
 from ganlab.config import load_experiment, read_params
 from ganlab.io import save_npz_atomic
+from ganlab.paths import CHECKPOINT, seed_path
 from ganlab.runtime import resolve_device, stage_entry
 from ganlab.sampling import evaluation_seeds, generate
 from ganlab.train import generator_from_checkpoint
@@ -20,20 +23,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--experiment", required=True)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--checkpoints", required=True, type=Path, help="train@<experiment>'s output folder")
+    parser.add_argument("--out", required=True, type=Path, help="folder of the seed-<s>.npz files")
     args = parser.parse_args()
 
     pipeline, _ = load_experiment(read_params(args.params), args.experiment)
     device = resolve_device(pipeline.device)
     evaluate = pipeline.evaluate
-    generator = generator_from_checkpoint(ckpt_io.load(args.checkpoint, map_location=device), device)
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
-    images = generate(generator, seeds, device=device)
-    save_npz_atomic(
-        args.out, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(args.checkpoint), method="none"
-    )
-    print(f"sample@{args.experiment}: {len(images)} images -> {args.out}")
+    for training_seed in pipeline.seeds:
+        checkpoint = seed_path(args.checkpoints, training_seed) / CHECKPOINT
+        generator = generator_from_checkpoint(ckpt_io.load(checkpoint, map_location=device), device)
+        images = generate(generator, seeds, device=device)
+        out = seed_path(args.out, training_seed, ".npz")
+        save_npz_atomic(out, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),
+                        training_seed=training_seed, method="none")
+        print(f"sample@{args.experiment} seed {training_seed}: {len(images)} images -> {out}")
 
 
 if __name__ == "__main__":

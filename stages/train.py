@@ -1,15 +1,16 @@
-"""Stage `train@<experiment>`: train one GAN recipe, resuming from its checkpoint if interrupted.
+"""Stage `train@<experiment>`: train one GAN recipe once per seed of `seeds`, resuming any interrupted run.
 
-    python stages/train.py --experiment vanilla --data data/prepared/mnist.npz \
-        --checkpoint data/train/vanilla/checkpoint.pt --grids data/train/vanilla/grids \
+    python stages/train.py --experiment vanilla --data data/prepared/mnist.npz --out data/train/vanilla \
         --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv
+
+Per seed s: data/train/<experiment>/seed-<s>/checkpoint.pt and its grids/ folder, one MLflow run. Per epoch:
+mean D and G losses (MLflow metrics with step = epoch, and the CSV for `dvc plots`, one `seed` column), a sample
+grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states). The
+metrics JSON holds the mean final losses over the seeds and each seed's summary under `runs`.
 
 Data parallel on N processes (gloo on the CPU, nccl on CUDA; see `ganlab.distributed`): the same
 arguments under `torchrun --standalone --nproc_per_node N stages/train.py ...`; rank 0 alone writes the
 outputs and logs to MLflow.
-
-Per epoch: mean D and G losses (MLflow metrics with step = epoch, and the CSV for `dvc plots`), a sample
-grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states).
 """
 
 import argparse
@@ -26,6 +27,7 @@ from ganlab.config import flatten, load_experiment, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.images import save_grid
 from ganlab.io import write_csv, write_json
+from ganlab.paths import CHECKPOINT, seed_path
 from ganlab.runtime import (
     BadInputError,
     remove_stale_temporaries,
@@ -45,24 +47,35 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--grids", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="folder of the seed-<s>/ checkpoint folders")
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--losses", required=True, type=Path)
     args = parser.parse_args()
 
-    pipeline, cfg = load_experiment(read_params(args.params), args.experiment)
+    params = read_params(args.params)
+    pipeline, cfg = load_experiment(params, args.experiment)
+    configs = [load_experiment(params, args.experiment, seed)[1] for seed in pipeline.seeds]
     device = resolve_device(pipeline.device)
     dist = distributed.init_from_env(device)  # one process without torchrun: distributed.SINGLE
     try:
-        _train(args, pipeline, cfg, dist.device(device), dist)
+        data = _load_data(args, cfg)
+        for c in configs:  # every resume point is checked before the first seed trains
+            _check_resume_point(seed_path(args.out, c.seed) / CHECKPOINT, dist)
+        runs = [_train(args, pipeline, c, data, dist.device(device), dist) for c in configs]
     finally:
         distributed.shutdown(dist)
+    if dist.is_main:
+        write_csv(args.losses, [{"seed": run["seed"], **row} for run in runs for row in run.pop("history")])
+        write_json(args.metrics, {
+            "experiment": args.experiment,
+            "seeds": pipeline.seeds,
+            **{k: sum(run[k] for run in runs) / len(runs) for k in ("final_loss_d", "final_loss_g")},
+            "train_seconds": sum(run["train_seconds"] for run in runs),
+            "runs": runs,
+        })
 
 
-def _train(args, pipeline, cfg, device, dist) -> None:
-    seed_everything(cfg.seed)
-    set_deterministic(device)
+def _load_data(args, cfg) -> dict:
     try:
         data = load_prepared(args.data)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # missing, truncated, wrong arrays
@@ -74,19 +87,28 @@ def _train(args, pipeline, cfg, device, dist) -> None:
             f"{args.experiment}.batch_size: {cfg.batch_size} is larger than the training set "
             f"({n_train} images in {args.data}); allowed: 1..{n_train}"
         )
+    return data
+
+
+def _check_resume_point(checkpoint: Path, dist) -> None:
     # A `kill -9` during a checkpoint write leaves its temporary file; the checkpoint itself is whole.
-    for stale in remove_stale_temporaries(args.checkpoint) if dist.is_main else []:
+    for stale in remove_stale_temporaries(checkpoint) if dist.is_main else []:
         print(f"removed {stale} (left by an interrupted run)")
-    if args.checkpoint.exists():  # resume point: refuse a file that is not one of our checkpoints, by name
+    if checkpoint.exists():  # resume point: refuse a file that is not one of our checkpoints, by name
         try:
-            saved = ckpt_io.load(args.checkpoint)
+            saved = ckpt_io.load(checkpoint)
             assert isinstance(saved, dict) and {"epoch", "config"} <= set(saved)
         except Exception as e:  # torch raises many types for a file that is not a checkpoint
             raise BadInputError(
-                f"{args.checkpoint}: not a readable checkpoint ({type(e).__name__}: {e}); "
-                "delete it to train from scratch"
+                f"{checkpoint}: not a readable checkpoint ({type(e).__name__}: {e}); delete it to train from scratch"
             ) from None
-        del saved
+
+
+def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
+    """Train (or resume) seed `cfg.seed`; returns its summary with the loss history (rank 0), else None."""
+    seed_everything(cfg.seed)
+    set_deterministic(device)
+    folder = seed_path(args.out, cfg.seed)
     num_epochs = cfg.num_epochs.at(pipeline.scale)
     # the experiment's own per-epoch batch cap (quick-scale conv recipes) and the global debug knob: the smaller
     caps = [c for c in (cfg.epoch_batches(pipeline.scale), pipeline.max_batches_per_epoch) if c is not None]
@@ -94,6 +116,7 @@ def _train(args, pipeline, cfg, device, dist) -> None:
     run_params = {
         "experiment": args.experiment,
         "dataset": pipeline.experiments[args.experiment],
+        "seed": cfg.seed,
         "scale": pipeline.scale,
         "num_epochs_run": num_epochs,
         "device": str(device),
@@ -105,7 +128,7 @@ def _train(args, pipeline, cfg, device, dist) -> None:
         mlflow.log_metrics({"loss_d": log.loss_d, "loss_g": log.loss_g, "epoch_seconds": log.seconds}, step=log.epoch)
         if log.grid_path is not None:
             mlflow.log_artifact(str(log.grid_path), artifact_path="grids")
-        print(f"train@{args.experiment} epoch {log.epoch}/{num_epochs}: loss_d {log.loss_d:.4f} "
+        print(f"train@{args.experiment} seed {cfg.seed} epoch {log.epoch}/{num_epochs}: loss_d {log.loss_d:.4f} "
               f"loss_g {log.loss_g:.4f} ({log.seconds:.1f}s)", flush=True)
 
     t0 = time.perf_counter()
@@ -113,19 +136,18 @@ def _train(args, pipeline, cfg, device, dist) -> None:
     with run:
         state = train_gan(
             cfg, data["x_train"], data["y_train"],
-            num_epochs=num_epochs, device=device, checkpoint_path=args.checkpoint,
+            num_epochs=num_epochs, device=device, checkpoint_path=folder / CHECKPOINT,
             num_classes=len(data["class_names"]), max_batches_per_epoch=max_batches,
             on_epoch=log_epoch,
-            save_grid=lambda images, epoch: save_grid(images, args.grids / f"epoch_{epoch:04d}.png"),
+            save_grid=lambda images, epoch: save_grid(images, folder / "grids" / f"epoch_{epoch:04d}.png"),
             dist=dist,
         )
         distributed.save_rank_state_for_debug(state, dist)
         if not dist.is_main:
-            return
+            return None
         history = state["history"]
-        write_csv(args.losses, history)
         summary = {
-            "experiment": args.experiment,
+            "seed": cfg.seed,
             "epochs": state["epoch"],
             "final_loss_d": history[-1]["loss_d"],
             "final_loss_g": history[-1]["loss_g"],
@@ -133,8 +155,8 @@ def _train(args, pipeline, cfg, device, dist) -> None:
             "wall_seconds_this_run": time.perf_counter() - t0,
             "device": str(device),
         }
-        write_json(args.metrics, summary)
         mlflow.log_metrics({"train_seconds": summary["train_seconds"]})
+    return summary | {"history": history}
 
 
 if __name__ == "__main__":

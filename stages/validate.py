@@ -1,15 +1,19 @@
-"""Stage `validate`: check the whole params.yaml before any other stage runs.
+"""Stage `validate`: check the whole params.yaml before any other stage runs, and write each experiment's
+resolved recipe.
 
-    python stages/validate.py --out metrics/params_valid.json
+    python stages/validate.py --out metrics/params_valid.json --resolved data/resolved
 
 It declares the whole file as its dependency, so even a key that no other stage reads (a typo such as
 `dvc exp run -S gmgn.sigma=1.4`) is caught here: exit code 2 and one line naming the key. Its output is
-constant when the params are valid, so downstream stages are not rerun because of it.
+constant when the params are valid, so downstream stages are not rerun because of it. <resolved>/<exp>.json
+is experiment <exp>'s recipe with a sweep point's base merged in (`resolve_section`): it changes exactly when
+the recipe does, so the stages of a sweep point depend on it and rerun when its base section changes.
 """
 
 import argparse
+from pathlib import Path
 
-from ganlab.config import load_experiment, load_pipeline, read_params
+from ganlab.config import load_experiment, load_pipeline, read_params, resolve_section
 from ganlab.data.registry import DATASETS
 from ganlab.io import write_json
 from ganlab.runtime import resolve_device, stage_entry
@@ -21,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--resolved", required=True, type=Path, help="folder of the <experiment>.json recipes")
     args = parser.parse_args()
 
     params = read_params(args.params)
@@ -31,6 +36,10 @@ def main() -> None:
     for name in pipeline.experiments:
         load_experiment(params, name)
     resolve_device(pipeline.device)
+    for name in pipeline.experiments:
+        write_json(args.resolved / f"{name}.json", resolve_section(params, name))
+    for stale in set(args.resolved.glob("*.json")) - {args.resolved / f"{n}.json" for n in pipeline.experiments}:
+        stale.unlink()  # an experiment taken out of `experiments`
     write_json(args.out, {"params_valid": True})
 
 

@@ -83,6 +83,7 @@ def tiny_params(**experiment: Any) -> dict[str, Any]:
     params["device"] = "cpu"
     params["experiments"] = {"tiny": "mnist"}
     params["probes"] = {}
+    params["interpolations"] = {}
     params["tiny"] = {
         "generator": {"arch": "mlp", "nz": 16, "hidden": [64, 128], "batch_norm": False},
         "discriminator": {"arch": "mlp", "hidden": [128, 64], "dropout": 0.3},
@@ -91,7 +92,6 @@ def tiny_params(**experiment: Any) -> dict[str, Any]:
         "batch_size": 16,
         "num_epochs": {"quick": 3, "paper": 3},
         "n_critic": 1,
-        "seed": 0,
         "grid_size": 4,
     }
     params["tiny"].update(copy.deepcopy(experiment))
@@ -131,7 +131,7 @@ def train_args(tmp: Path, experiment: str = "tiny") -> list[str]:
     return [
         "--params", str(tmp / "params.yaml"), "--experiment", experiment,
         "--data", str(tmp / "data" / "prepared.npz"),
-        "--checkpoint", str(tmp / "train" / "checkpoint.pt"), "--grids", str(tmp / "train" / "grids"),
+        "--out", str(tmp / "train"),
         "--metrics", str(tmp / "metrics" / f"{experiment}.json"),
         "--losses", str(tmp / "metrics" / f"{experiment}_losses.csv"),
     ]

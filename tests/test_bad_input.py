@@ -125,10 +125,10 @@ def _workspace(ws: Path, params: dict | str, n_train: int = 64, outputs: bool = 
     write_tiny_dataset(ws / "data" / "prepared.npz", n_train=n_train)
     for name, content in {} if not outputs else {
         "metrics/params_valid.json": '{"params_valid": true}\n',
-        "metrics/tiny.json": '{"epochs": 1}\n',
-        "metrics/tiny_losses.csv": "epoch,loss_d,loss_g\n1,1.0,1.0\n",
-        "train/checkpoint.pt": "an earlier checkpoint",
-        "train/grids/epoch_0001.png": "png",
+        "metrics/tiny.json": '{"runs": [{"seed": 0, "epochs": 1}]}\n',
+        "metrics/tiny_losses.csv": "seed,epoch,loss_d,loss_g\n0,1,1.0,1.0\n",
+        "train/seed-0/checkpoint.pt": "an earlier checkpoint",
+        "train/seed-0/grids/epoch_0001.png": "png",
     }.items():
         (ws / name).parent.mkdir(parents=True, exist_ok=True)
         (ws / name).write_text(content)
@@ -136,7 +136,8 @@ def _workspace(ws: Path, params: dict | str, n_train: int = 64, outputs: bool = 
 
 
 def _validate_args(ws: Path) -> list[str]:
-    return ["--params", str(ws / "params.yaml"), "--out", str(ws / "metrics" / "params_valid.json")]
+    return ["--params", str(ws / "params.yaml"), "--out", str(ws / "metrics" / "params_valid.json"),
+            "--resolved", str(ws / "resolved")]
 
 
 def _assert_refused(code: int, stderr: str, expected: list[str], ws: Path, before: dict) -> None:
@@ -181,7 +182,7 @@ def test_the_valid_params_pass_both_stages(tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = run_stage("train", train_args(ws), ws, stage_env(ws))
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((ws / "metrics" / "tiny.json").read_text())["epochs"] == 1
+    assert json.loads((ws / "metrics" / "tiny.json").read_text())["runs"][0]["epochs"] == 1
 
 
 @pytest.mark.parametrize("case, edit, expected", PARAMS_CASES + VALIDATE_ONLY_CASES,

@@ -42,7 +42,6 @@ FIXTURE_PARAMS = {
         "optimizer": {"name": "adam", "lr_g": 2.0e-4, "lr_d": 2.0e-4},
         "batch_size": 64,
         "num_epochs": {"quick": 1, "paper": 1},
-        "seed": 0,
     },
 }
 
@@ -74,7 +73,7 @@ def build_fixture(root: Path) -> None:
 
     gan_cfg = ExperimentConfig.model_validate(FIXTURE_PARAMS["vanilla"])
     train_gan(gan_cfg, data["x_train"], data["y_train"], num_epochs=1, device=cpu, max_batches_per_epoch=30,
-              checkpoint_path=root / "data" / "train" / "vanilla" / "checkpoint.pt")  # fmt: skip
+              checkpoint_path=root / "data" / "train" / "vanilla" / "seed-0" / "checkpoint.pt")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +101,7 @@ def fx(tmp_path_factory) -> dict:
         Image.fromarray(image[..., 0], mode="L").save(folder / f"{i:05d}.png")
     noise = np.random.default_rng(0).integers(0, 256, size=(N, 28, 28, 1), dtype=np.uint8)
     np.save(files / "noise.npy", noise)
-    return {"root": root, "files": files, "real": real, "checkpoint": root / "data" / "train" / "vanilla" / "checkpoint.pt"}
+    return {"root": root, "files": files, "real": real, "checkpoint": root / "data" / "train" / "vanilla" / "seed-0" / "checkpoint.pt"}
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -102,13 +103,36 @@ def test_validate_stage_exits_2_and_touches_nothing(root, params, tmp_path):
     bad["vanilla"]["optimizer"]["lr_g"] = "2e-4"
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(bad))
-    out = tmp_path / "params_valid.json"
+    out, resolved = tmp_path / "params_valid.json", tmp_path / "resolved"
     out.write_text("previous output\n")
+    (resolved / "vanilla.json").parent.mkdir()
+    (resolved / "vanilla.json").write_text("previous recipe\n")
     proc = subprocess.run(
-        [sys.executable, str(root / "stages" / "validate.py"), "--params", str(params_file), "--out", str(out)],
+        [sys.executable, str(root / "stages" / "validate.py"), "--params", str(params_file), "--out", str(out),
+         "--resolved", str(resolved)],
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("error: vanilla.optimizer.lr_g: expected a number")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert out.read_text() == "previous output\n"
+    assert [p.name for p in resolved.iterdir()] == ["vanilla.json"] and (resolved / "vanilla.json").read_text() == "previous recipe\n"
+
+
+def test_validate_writes_each_recipe_with_a_sweep_points_base_merged_in(root, params, tmp_path):
+    params["experiments"] = {"gmgan": "mnist", "gmgan_sigma1p1": "mnist"}
+    params["probes"] = params["interpolations"] = {}
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    (tmp_path / "resolved").mkdir()
+    (tmp_path / "resolved" / "vanilla.json").write_text("{}")  # no longer in `experiments`: removed
+    proc = subprocess.run(
+        [sys.executable, str(root / "stages" / "validate.py"), "--params", str(params_file),
+         "--out", str(tmp_path / "ok.json"), "--resolved", str(tmp_path / "resolved")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "resolved").iterdir()) == ["gmgan.json", "gmgan_sigma1p1.json"]
+    base = json.loads((tmp_path / "resolved" / "gmgan.json").read_text())
+    point = json.loads((tmp_path / "resolved" / "gmgan_sigma1p1.json").read_text())
+    assert base == params["gmgan"] and point == {**params["gmgan"], "sweep_of": "gmgan", "sigma": 1.1}

@@ -65,10 +65,10 @@ def test_two_ranks_train_identical_weights_and_only_rank_0_writes(tmp_path):
 
     # rank 0 alone: one MLflow run, one checkpoint, one metrics file
     assert _runs(ddp / "m.db") == [("train@tiny", "FINISHED")]
-    ckpt = _load(ddp / "train" / "checkpoint.pt")
+    ckpt = _load(ddp / "train" / "seed-0" / "checkpoint.pt")
     assert ckpt["epoch"] == EPOCHS and ckpt["world_size"] == 2 and len(ckpt["rng_ranks"]) == 2
     assert (ddp / "metrics" / "tiny.json").exists()
-    assert len(list((ddp / "train" / "grids").glob("*.png"))) == EPOCHS
+    assert len(list((ddp / "train" / "seed-0" / "grids").glob("*.png"))) == EPOCHS
 
     # gradients are averaged: both ranks end with the same weights, which are the checkpoint's
     rank0, rank1 = _load(ddp / "ranks" / "rank0.pt"), _load(ddp / "ranks" / "rank1.pt")
@@ -82,7 +82,7 @@ def test_two_ranks_train_identical_weights_and_only_rank_0_writes(tmp_path):
 
     # against one process: each rank takes half the batches (16 -> 8 Adam steps per epoch), the same shapes,
     # other weights (other batches, latents and dropout masks)
-    one = _load(single / "train" / "checkpoint.pt")
+    one = _load(single / "train" / "seed-0" / "checkpoint.pt")
     steps = {name: int(state["opt_d"]["state"][0]["step"]) for name, state in (("ddp", ckpt), ("one", one))}
     assert steps == {"one": EPOCHS * N_TRAIN // BATCH, "ddp": EPOCHS * N_TRAIN // BATCH // 2}
     assert "world_size" not in one and "rng_ranks" not in one
@@ -101,7 +101,7 @@ def test_two_rank_run_resumes_bit_identically(tmp_path):
     write_params(part / "params.yaml", tiny_params(num_epochs={"quick": EPOCHS, "paper": EPOCHS}, batch_size=BATCH))
     resumed = _run(part, nproc=2)
     assert f"from epoch 2/{EPOCHS}" in resumed.stdout
-    a, b = _load(full / "train" / "checkpoint.pt"), _load(part / "train" / "checkpoint.pt")
+    a, b = _load(full / "train" / "seed-0" / "checkpoint.pt"), _load(part / "train" / "seed-0" / "checkpoint.pt")
     for net in ("generator", "discriminator"):
         assert _same(a[net], b[net]), f"{net} differs after resume"
     for r in (0, 1):

@@ -20,11 +20,15 @@ def _tiny(params: dict) -> None:
     params["features"]["mnist"]["num_epochs"]["quick"] = 1
     params["evaluate"]["n_samples"]["quick"] = 400
     params["vanilla"]["num_epochs"]["quick"] = 2
-    # The chain vanilla/wgan x every post-processing method is the whole DAG's shape; the other recipes run the
-    # same stages (tests/test_zoo.py builds and steps each of them).
-    params["experiments"] = {"vanilla": "mnist", "wgan": "mnist"}
+    # The chain vanilla/wgan x every post-processing method is the whole DAG's shape, gmgan and one of its sweep
+    # points the sweep mechanism; the other recipes run the same stages (tests/test_zoo.py builds and steps each
+    # of them). Two training seeds: every chain runs per seed and the report aggregates them.
+    params["seeds"] = [0, 1]
+    params["experiments"] = {"vanilla": "mnist", "wgan": "mnist", "gmgan": "mnist", "gmgan_sigma1p4": "mnist"}
     params["probes"] = {}
-    params["wgan"]["num_epochs"]["quick"] = 1
+    params["interpolations"] = {}
+    for name in ("wgan", "gmgan"):  # gmgan_sigma1p4 is gmgan's recipe with sigma 1.4
+        params[name]["num_epochs"]["quick"] = 1
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def reproduced(repo):
 
 def test_repro_writes_a_finite_fid_with_its_protocol(reproduced):
     dest, _, _ = reproduced
-    result = yaml.safe_load((dest / "metrics/evaluate/vanilla.json").read_text())
+    result = yaml.safe_load((dest / "metrics/evaluate/vanilla/seed-0.json").read_text())
     features = yaml.safe_load((dest / "metrics/features/mnist.json").read_text())
     assert math.isfinite(result["fid"]) and result["fid"] > 0
     for key in ("precision", "recall", "coverage"):
@@ -53,21 +57,48 @@ def test_repro_writes_a_finite_fid_with_its_protocol(reproduced):
     assert protocol["n_fake"] == protocol["n_real"] == 400
     assert protocol["feature_weights_sha256"] == features["weights_sha256"]
     assert protocol["feature_space"] == "mnist-lenet128"
-    assert len(protocol["checkpoint_sha256"]) == 64
+    assert len(protocol["checkpoint_sha256"]) == 64 and protocol["training_seed"] == 0
+    assert result["params"]["optimizer.lr_g"] == 1.0e-4  # the recipe travels with the numbers
     assert "vanilla" in (dest / "reports/results.md").read_text()
-    assert sorted(p.name for p in (dest / "data/train/vanilla/grids").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert sorted(p.name for p in (dest / "data/train/vanilla/seed-0/grids").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+
+
+def test_every_seed_is_trained_and_evaluated_and_the_report_aggregates_them(reproduced):
+    dest, _, _ = reproduced
+    seed0, seed1 = (yaml.safe_load((dest / f"metrics/evaluate/vanilla/seed-{s}.json").read_text()) for s in (0, 1))
+    assert seed0["protocol"]["checkpoint_sha256"] != seed1["protocol"]["checkpoint_sha256"]
+    assert seed0["fid"] != seed1["fid"]
+    train = yaml.safe_load((dest / "metrics/train/vanilla.json").read_text())
+    assert [r["seed"] for r in train["runs"]] == [0, 1]
+    assert sorted(p.name for p in (dest / "metrics/evaluate/wgan-drs").iterdir()) == ["seed-0.json", "seed-1.json"]
+    report = (dest / "reports/results.md").read_text()
+    mean = (seed0["fid"] + seed1["fid"]) / 2
+    row = next(line for line in report.splitlines() if line.startswith("| vanilla | none | ours"))
+    assert f"{mean:.2f} ± " in row and "n=2" in row, row
+
+
+def test_a_sweep_point_lies_on_its_base_curve(reproduced):
+    dest, _, _ = reproduced
+    point = yaml.safe_load((dest / "metrics/evaluate/gmgan_sigma1p4/seed-0.json").read_text())
+    assert (point["experiment"], point["variant"], point["sweep"]) == ("gmgan", "gmgan_sigma1p4", {"sigma": 1.4})
+    report = (dest / "reports/results.md").read_text()
+    assert "Our σ₀ sweep: σ₀=1.4: " in report and ", σ₀=1.7: " in report  # the point, then gmgan itself
+    assert (dest / "reports/figures/gmgan_sigma_sweep.png").exists()
 
 
 def test_runs_and_metrics_are_in_the_mlflow_database(reproduced):
     dest, _, _ = reproduced
-    result = yaml.safe_load((dest / "metrics/evaluate/vanilla.json").read_text())
+    result = yaml.safe_load((dest / "metrics/evaluate/vanilla/seed-1.json").read_text())
     db = sqlite3.connect(dest / "mlflow.db")
     finished = db.execute("select name, run_uuid from runs where status = 'FINISHED'").fetchall()
     names = [name for name, _ in finished]
-    for stage in ("train@vanilla", "evaluate@vanilla", "train@wgan", "evaluate@wgan+drs", "report"):
-        assert names.count(stage) == 1, f"{stage}: {names}"
+    for stage in ("train@vanilla", "evaluate@vanilla", "train@wgan", "evaluate@wgan+drs"):
+        assert names.count(stage) == 2, f"{stage}: {names}"  # one per seed
+    assert names.count("report") == 1
     assert db.execute("select count(*) from runs where status != 'FINISHED'").fetchone()[0] == 0
-    runs = {name.split("@")[0]: uuid for name, uuid in finished if name in ("train@vanilla", "evaluate@vanilla")}
+    seed1 = {uuid for (uuid,) in db.execute("select run_uuid from params where key = 'seed' and value = '1'")}
+    runs = {name.split("@")[0]: uuid for name, uuid in finished
+            if name in ("train@vanilla", "evaluate@vanilla") and uuid in seed1}
     fid = db.execute("select value from latest_metrics where run_uuid = ? and key = 'fid'", (runs["evaluate"],)).fetchone()
     assert fid[0] == pytest.approx(result["fid"], rel=1e-9)
     steps = db.execute("select step from metrics where run_uuid = ? and key = 'loss_d' order by step", (runs["train"],))
@@ -89,8 +120,16 @@ def test_experiment_reruns_only_the_affected_stages(reproduced):
     proc = _run([dvc, "exp", "run", "-S", "vanilla.optimizer.lr_g=2.0e-4"], dest, env)
     ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
     assert {"train@vanilla", "sample@vanilla", "evaluate@vanilla", "postprocess@vanilla-drs"} <= ran
-    # nothing of wgan, nor data/features, reruns: only vanilla's chain, the params gate and the report
+    # nothing of wgan or gmgan, nor data/features, reruns: only vanilla's chain, the params gate and the report
     assert {stage for stage in ran if "vanilla" not in stage} == {"validate", "report"}
+
+
+def test_the_sigma_knob_reruns_the_gmgan_chain_only(reproduced):
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    proc = _run([dvc, "exp", "run", "-S", "gmgan.sigma=1.5"], dest, env)
+    ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"validate", "train@gmgan", "sample@gmgan", "evaluate@gmgan", "report"}  # not its sweep point
 
 
 def test_a_misspelled_key_fails_before_any_work(reproduced):

@@ -16,6 +16,7 @@ import pytest
 
 from ganlab import catalogue as cat
 from ganlab.catalogue import Results, Stat, SweepPoint
+from ganlab.probe import probe_codes
 from ganlab.report import aggregate, load_evaluations, normalise_probe, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,16 @@ def test_probe_files_are_normalised_whatever_their_shape():
     assert normalise_probe({"svm": 72.85, "linear": 56.13}) == pytest.approx({"svm": 0.7285, "linear": 0.5613})
     assert normalise_probe({"accuracy": {"svm": 0.7, "1nn": 0.9}}) == pytest.approx({"svm": 0.7, "knn1": 0.9})
     assert normalise_probe({"svm_accuracy": 0.7, "experiment": "x", "n_test": 500}) == pytest.approx({"svm": 0.7})
+
+
+def test_the_probe_stage_keys_are_read():
+    # what ganlab.probe writes (the report once missed `svm_rbf_accuracy` and judged D5 "not run")
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    codes = rng.normal(size=(40, 2)) + 4.0 * labels[:, None]  # two well-separated clusters
+    written = probe_codes(codes, labels, codes, labels)
+    assert normalise_probe({"experiment": "bigan_mnist", "n_test": 40, **written}) == pytest.approx(
+        {"svm": 1.0, "linear": 1.0, "knn1": 1.0})
 
 
 # --- Aggregation and loading -------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     victim = subprocess.Popen(stage_command("train", train_args(killed)), cwd=killed, env=_env(killed),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = killed / "train" / "checkpoint.pt"
+    ckpt = killed / "train" / "seed-0" / "checkpoint.pt"
     try:
         # Poll the checkpoint: every read must succeed (atomic replace: never a torn file).
         deadline = time.monotonic() + 300
@@ -116,7 +116,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
     assert reference.returncode == 0, out
 
     final = torch.load(ckpt, map_location="cpu", weights_only=True)
-    expected = torch.load(ref / "train" / "checkpoint.pt", map_location="cpu", weights_only=True)
+    expected = torch.load(ref / "train" / "seed-0" / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert final["epoch"] == expected["epoch"] == NUM_EPOCHS
     for key in ("generator", "discriminator", "opt_g", "opt_d", "rng", "config"):
         _assert_identical(final[key], expected[key], key)
@@ -129,8 +129,8 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["checkpoint.pt", "grids"], "stray temporary files"
     assert sorted(p.name for p in (killed / "metrics").iterdir()) == ["tiny.json", "tiny_losses.csv"]
     summary = json.loads((killed / "metrics" / "tiny.json").read_text())
-    assert summary["epochs"] == NUM_EPOCHS
-    assert summary["final_loss_d"] == expected["history"][-1]["loss_d"]
+    assert [r["seed"] for r in summary["runs"]] == [0] and summary["runs"][0]["epochs"] == NUM_EPOCHS
+    assert summary["final_loss_d"] == summary["runs"][0]["final_loss_d"] == expected["history"][-1]["loss_d"]
 
     # MLflow: the killed run is closed as KILLED by the next run (it could not close itself), the resumed one
     # FINISHED; nothing is left RUNNING.
@@ -148,7 +148,7 @@ def _incomplete_checkpoint(tmp: Path, epochs: int = 1) -> Path:
 
     _, cfg = load_experiment(read_params(tmp / "params.yaml"), "tiny")
     data = load_prepared(tmp / "data" / "prepared.npz")
-    ckpt = tmp / "train" / "checkpoint.pt"
+    ckpt = tmp / "train" / "seed-0" / "checkpoint.pt"
     train_gan(cfg, data["x_train"], data["y_train"], num_epochs=epochs, device=torch.device("cpu"),
               checkpoint_path=ckpt, num_classes=10)
     return ckpt
@@ -265,7 +265,7 @@ def test_divergence_after_good_epochs_keeps_the_checkpoint_of_the_last_good_epoc
         train_stage.main()
     assert exit_info.value.code == 3
     assert capsys.readouterr().err.strip().splitlines() == ["diverged: discriminator loss is nan at epoch 3, step 1"]
-    ckpt = tmp / "train" / "checkpoint.pt"
+    ckpt = tmp / "train" / "seed-0" / "checkpoint.pt"
     assert [epoch for epoch, _ in saved] == [1, 2]
     assert _sha256(ckpt) == saved[-1][1]
     assert torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] == 2

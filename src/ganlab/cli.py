@@ -3,7 +3,7 @@ sample grids from the pipeline's trained experiments.
 
     ganlab score --samples samples/ --dataset mnist                  # folder of PNG/JPEG, .npz or .npy
     ganlab score --generator G.pt --arch mlp --dataset mnist         # the course's G state dict, or ours
-    ganlab score --generator data/train/vanilla/checkpoint.pt --dataset mnist --json out.json
+    ganlab score --generator data/train/vanilla/seed-0/checkpoint.pt --dataset mnist --json out.json
     ganlab sample --experiment vanilla --method truncation --set psi=2.0 --n 64 --out grid.png
 
 The protocol is the pipeline's, not a copy of it: the domain feature network `data/features/<dataset>/network.pt`
@@ -39,7 +39,7 @@ from ganlab.evaluation import METRICS, score
 from ganlab.features import load_feature_net, load_inception_space, load_reference
 from ganlab.inception import InceptionUnavailable
 from ganlab.io import read_json, write_json
-from ganlab.paths import repo_root
+from ganlab.paths import CHECKPOINT, repo_root, seed_path
 from ganlab.runtime import BadInputError, resolve_device, stage_entry
 from ganlab.sample_io import PIXEL_RANGES, read_samples
 from ganlab.sampling import evaluation_seeds, generate
@@ -332,9 +332,12 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
         raise BadInputError(f"--n: must be >= 1, got {args.n}")
     root = (args.root or repo_root()).resolve()
     pipeline = load_pipeline(read_params(root / "params.yaml"))
-    checkpoint = root / "data" / "train" / args.experiment / "checkpoint.pt"
     if args.experiment not in pipeline.experiments:
         raise BadInputError(f"--experiment: unknown experiment {args.experiment!r}; allowed: {sorted(pipeline.experiments)}")
+    training_seed = pipeline.seeds[0] if args.training_seed is None else args.training_seed
+    if training_seed not in pipeline.seeds:
+        raise BadInputError(f"--training-seed: {training_seed} is not one of params.yaml `seeds` {pipeline.seeds}")
+    checkpoint = seed_path(root / "data" / "train" / args.experiment, training_seed) / CHECKPOINT
     if not checkpoint.exists():
         raise BadInputError(f"{checkpoint} is missing: run `dvc repro train@{args.experiment}` first")
     dataset = pipeline.experiments[args.experiment]
@@ -385,7 +388,7 @@ examples:
   ganlab score --samples samples.npz --dataset mnist --json fid.json
   ganlab score --samples x.npy --dataset mnist --pixel-range unit  # float array in [0, 1]
   ganlab score --generator course_G.pth --arch mlp --dataset mnist # the course's fc1..fc4 state dict
-  ganlab score --generator data/train/vanilla/checkpoint.pt --dataset mnist --seed 0
+  ganlab score --generator data/train/vanilla/seed-0/checkpoint.pt --dataset mnist --seed 0
   ganlab score --samples samples.npz --dataset mnist --features inception
 
 Accepted samples (details: python -c "import ganlab.sample_io; help(ganlab.sample_io)"):
@@ -408,7 +411,8 @@ Method options default to the pipeline's postprocess.yaml entry for the experime
 --set KEY=VALUE overrides them; each method's options are validated (ganlab.postprocess: none, truncation
 {psi}, dgflow {f_div, eta, gamma, steps}, ddls {step_size, steps, noise_std, decay, decay_every},
 drs {mode, threshold, burn_in, calibration_n, ...}). Scaled options take {quick: x, paper: y} or a number.
-Reads data/train/<experiment>/checkpoint.pt (`dvc repro train@<experiment>`).
+Reads data/train/<experiment>/seed-<s>/checkpoint.pt (`dvc repro train@<experiment>`), s = --training-seed
+(default: the first of params.yaml `seeds`).
 """
 
 
@@ -440,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_score)
 
     p = sub.add_parser("sample", help="PNG grid from a trained experiment, optionally post-processed",
-                       description="Draw samples from data/train/<experiment>/checkpoint.pt and save a PNG grid.",
+                       description="Draw samples from data/train/<experiment>/seed-<s>/checkpoint.pt and save a PNG grid.",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SAMPLE_EXAMPLES)  # fmt: skip
     p.add_argument("--experiment", required=True, help="an experiment of params.yaml (trained)")
     p.add_argument("--method", default="none", choices=("none", "truncation", "drs", "dgflow", "ddls"))
@@ -449,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="PNG grid")
     p.add_argument("--npz", type=Path, help="also save the images (uint8) and their seeds")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed k: sample i uses latent seed k*1e6 + i")
+    p.add_argument("--training-seed", type=int, help="which trained seed of `seeds` (default: the first)")
     p.add_argument("--device", default="auto")
     p.add_argument("--root", type=Path, help="repository holding the pipeline's outputs (default: this repository)")
     p.set_defaults(run=cmd_sample)

@@ -13,6 +13,7 @@ Scale: values that differ between the quick CPU run and the source reports' sett
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -144,6 +145,11 @@ class ExperimentConfig(Strict):
     lr_prior: PositiveFloat | None = None
     class_loss_weight: Annotated[Number, Field(ge=0)] | None = None  # gmgan_sep: weight of the class CE (1.5)
     probe: ProbeConfig | None = None  # BiGAN encoders only
+    # A point of another experiment's sweep: the section is `{sweep_of: <base>, <knob>: <value>}`, the base's
+    # recipe with one top-level numeric knob changed (`resolve_section`), e.g. gmgan_sigma1p1 = gmgan with
+    # sigma 1.1; the report draws it on the base's curve.
+    sweep_of: str | None = None
+    # Set by the stage from the top-level `seeds` list (`load_experiment(..., seed=)`), never in a section.
     seed: NonNegativeInt = 0
     grid_size: PositiveInt = 64  # images in the per-epoch sample grid
 
@@ -195,17 +201,26 @@ class PipelineConfig(Strict):
     max_batches_per_epoch: PositiveInt | None = None  # debug/smoke knob: cut every epoch short
     datasets: list[str]
     experiments: dict[str, str]  # experiment name -> dataset name
+    # Every experiment is trained and evaluated once per seed (data/train/<exp>/seed-<s>/, metrics per seed);
+    # the report shows mean ± std over them. Post-processing, sweeps and probes use the first seed's generator.
+    seeds: list[NonNegativeInt] = [0]
     probes: dict[str, str] = {}  # BiGAN experiments whose encoder is probed -> dataset (subset of experiments)
+    interpolations: dict[str, str] = {}  # conditional experiments drawn by interpolate@<name> -> dataset
     data: DataConfig = DataConfig()
     features: dict[str, FeatureNetConfig]
     evaluate: EvaluateConfig
 
     @model_validator(mode="after")
     def _consistent(self) -> "PipelineConfig":
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: a non-empty list of distinct integers >= 0, got {self.seeds}")
         for name in self.datasets:
             if name not in self.features:
                 raise ValueError(f"features: missing section features.{name} for dataset {name!r}")
         for exp, dataset in self.experiments.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", exp):  # DVC reads `experiments.a.b` as nested keys
+                raise ValueError(f"experiments.{exp}: an experiment name may hold letters, digits, _ and - only "
+                                 "(it is a params key and a path; e.g. gmgan_sigma1p4 for σ₀ 1.4)")
             if dataset not in self.datasets:
                 raise ValueError(
                     f"experiments.{exp}: dataset {dataset!r} is not in datasets {self.datasets}; "
@@ -219,15 +234,63 @@ class PipelineConfig(Strict):
                     f"probes.{exp}: must name an experiment of `experiments` with its dataset "
                     f"({exp}: {self.experiments.get(exp, '<not in experiments>')})"
                 )
+        for exp, dataset in self.interpolations.items():
+            if self.experiments.get(exp) != dataset:
+                raise ValueError(
+                    f"interpolations.{exp}: must name an experiment of `experiments` with its dataset "
+                    f"({exp}: {self.experiments.get(exp, '<not in experiments>')})"
+                )
+            section = (self.model_extra or {}).get(exp) or {}
+            if not (section.get("generator") or {}).get("conditional") or section.get("prior") != "class_normal":
+                raise ValueError(f"interpolations.{exp}: needs generator.conditional: true and prior: class_normal")
         # Extra top-level keys are experiment sections (run or not: recipes for datasets not enabled
         # by default live there too). Anything else is a typo, e.g. `-S gmgn.sigma=1.4`.
         for key, value in (self.model_extra or {}).items():
-            if not (isinstance(value, dict) and "generator" in value):
+            if not (isinstance(value, dict) and ("generator" in value or "sweep_of" in value)):
                 raise ValueError(
                     f"{key}: unknown top-level key; allowed: {sorted(type(self).model_fields)} "
                     f"or an experiment section ({sorted(self.experiments)}, ...)"
                 )
+            if "seed" in value:
+                raise ValueError(f"{key}.seed: the training seed comes from the top-level `seeds` list "
+                                 f"(now {self.seeds}); remove it from the section")
+            if value.get("sweep_of") is not None:
+                _check_sweep_point(key, value, self.model_extra)
         return self
+
+
+def _check_sweep_point(name: str, section: dict[str, Any], sections: dict[str, Any]) -> None:
+    """`name: {sweep_of: base, knob: value}`: base is another experiment section, itself no sweep point, and the
+    section sets exactly one other key, a numeric top-level knob of the base's recipe (the merged recipe is then
+    validated as a whole by `load_experiment`)."""
+    base = section["sweep_of"]
+    if not isinstance(sections.get(base), dict) or base == name:
+        others = sorted(k for k, v in sections.items() if isinstance(v, dict) and k != name and not v.get("sweep_of"))
+        raise ValueError(f"{name}.sweep_of: {base!r} is not another experiment section; allowed: {others}")
+    if sections[base].get("sweep_of") is not None:
+        raise ValueError(f"{name}.sweep_of: {base!r} is itself a sweep point of {sections[base]['sweep_of']!r}")
+    knobs = sorted(section.keys() - {"sweep_of"})
+    numeric = sorted(k for k, v in sections[base].items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if len(knobs) != 1 or knobs[0] not in numeric:
+        raise ValueError(f"{name}: a sweep point sets `sweep_of` and exactly one numeric top-level knob of "
+                         f"{base!r}; got {knobs or 'none'}; allowed: one of {numeric}")
+
+
+def resolve_section(params: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """Experiment `name`'s recipe as a plain dict: its section, or for a sweep point its base's section with the
+    point's knob (and `sweep_of`) set. None when there is no such section."""
+    section = params.get(name)
+    if not isinstance(section, dict) or section.get("sweep_of") is None:
+        return section
+    return {**(params.get(section["sweep_of"]) or {}), **section}
+
+
+def swept_key(name: str, params: dict[str, Any]) -> str | None:
+    """The knob a sweep point sets (None for a plain experiment). Call on validated params."""
+    section = params[name]
+    if section.get("sweep_of") is None:
+        return None
+    return next(iter(section.keys() - {"sweep_of"}))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -279,11 +342,17 @@ def load_pipeline(params: dict[str, Any]) -> PipelineConfig:
     return parse(PipelineConfig, params, section="")
 
 
-def load_experiment(params: dict[str, Any], name: str) -> tuple[PipelineConfig, ExperimentConfig]:
+def load_experiment(params: dict[str, Any], name: str, seed: int | None = None) -> tuple[PipelineConfig, ExperimentConfig]:
+    """The pipeline config and experiment `name`'s recipe with `seed` (default: the first of `seeds`), which
+    must be one of `seeds`."""
     pipeline = load_pipeline(params)
     if name not in pipeline.experiments:
         raise ConfigError(f"experiments: no experiment {name!r}; allowed: {sorted(pipeline.experiments)}")
-    return pipeline, parse(ExperimentConfig, params.get(name), section=name)
+    seed = pipeline.seeds[0] if seed is None else seed
+    if seed not in pipeline.seeds:
+        raise ConfigError(f"seeds: seed {seed} is not in the list {pipeline.seeds}")
+    cfg = parse(ExperimentConfig, resolve_section(params, name), section=name)
+    return pipeline, cfg.model_copy(update={"seed": seed})
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 _EXPS_TMP = (".dvc", "tmp", "exps")
+CHECKPOINT = "checkpoint.pt"  # a training seed's checkpoint inside its seed_path folder
 
 
 def repo_root() -> Path:
@@ -34,3 +35,9 @@ def main_repo_root(root: Path | None = None) -> Path:
         if parts[i : i + len(_EXPS_TMP)] == _EXPS_TMP:
             return Path(*parts[:i])
     return root
+
+
+def seed_path(folder: str | Path, seed: int, suffix: str = "") -> Path:
+    """`<folder>/seed-<seed><suffix>`: one training seed's file (suffix ".npz", ".json") or folder (no suffix)
+    inside a stage's per-experiment output folder (`seeds` in params.yaml)."""
+    return Path(folder) / f"seed-{seed}{suffix}"

@@ -4,7 +4,8 @@ plus a method config -> N uint8 images from integer seeds, plus a record of what
     postprocess.yaml                         this module                        ganlab.samplers
     runs.<name>: {experiment, dataset,  ->   load_postprocess -> RunConfig ->   truncated_normal / dgflow_refine /
       method, <method options>}              run_method(cfg, gan, seeds)        ddls_refine / drs_sample
-    drs_sweep.<name>: {experiment, dataset, thresholds, <DRS options>}
+    sweeps.<name>: {experiment, dataset, ->  SweepConfig -> sweep_runs (one RunConfig per value);
+      method, key, values, <options>}        run_sweep(sweep, gan, seeds) -> sweep_point, sweep_series
 
 The entries live in their own params file, `postprocess.yaml` (loaded by dvc.yaml's `vars:`), because
 `params.yaml`'s top level is validated by `ganlab.config.PipelineConfig`, which does not (yet) accept a
@@ -38,6 +39,11 @@ Latents of a Gaussian-mixture prior (GM-GAN): all methods act on the standard-no
 affine map (see `ganlab.samplers.latent`); the zoo's generators do not expose that map here, so mixture and
 conditional generators are refused (ConfigError) rather than silently treated as N(0, I) generators.
 
+A sweep varies one numeric option `key` of one method over `values` (DRS threshold 0.5 ... 0.9, truncation psi,
+DGflow/DDLS steps, ...), every other option fixed; point x is exactly what a `runs` entry with the same options
+and `<key>: x` gives (same config, same seeds, same samples). A per-checkpoint preparation (DRS: the calibration
+head) is done once per sweep, unless the swept key is one it depends on (`Method.prepared_by`).
+
 Every method's samples are identical at any batch size (per-seed latents and per-seed noise streams).
 """
 
@@ -47,12 +53,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
 import yaml
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from torch import Tensor, nn
 
 from ganlab.config import ConfigError, ExperimentConfig, PipelineConfig, Scaled, parse
@@ -121,9 +128,12 @@ class DDLSConfig(_Entry):
     decay_every: NonNegativeInt = 0
 
 
-class _DRSOptions(Strict):
-    """DRS options shared by single runs and threshold sweeps (sources in `ganlab.samplers.drs`)."""
+class DRSConfig(_Entry):
+    """One DRS run (sources in `ganlab.samplers.drs`). `threshold` in (0, 1): its meaning depends on `mode`
+    (module docstring)."""
 
+    method: Literal["drs"]
+    threshold: Number = Field(0.7, gt=0, lt=1)
     mode: Literal["percentile", "fixed", "threshold", "confidence", "quantile"] = "quantile"
     burn_in: PositiveInt = 10_000
     epsilon: PositiveFloat = 1e-6
@@ -134,51 +144,156 @@ class _DRSOptions(Strict):
     stream_seed: NonNegativeInt = Field(0, le=MAX_RUN_SEED)  # candidate stream; 0 = the baseline seeds
 
 
-class DRSConfig(_Entry, _DRSOptions):
-    """One DRS run. `threshold` in (0, 1): its meaning depends on `mode` (module docstring)."""
-
-    method: Literal["drs"]
-    threshold: Number = Field(0.7, gt=0, lt=1)
-
-
-class DRSSweepConfig(_Entry, _DRSOptions):
-    """A DRS threshold sweep (report 003: 0.5 ... 0.9): one calibration, one run per threshold."""
-
-    thresholds: list[Number]  # strictly increasing, each in (0, 1)
-
-    @model_validator(mode="after")
-    def _increasing(self) -> "DRSSweepConfig":
-        t = self.thresholds
-        if not t or any(not (0 < v < 1) for v in t):
-            raise ValueError(f"thresholds: need one or more values in (0, 1), got {t}")
-        if any(b <= a for a, b in zip(t, t[1:])):
-            raise ValueError(f"thresholds: must be strictly increasing, got {t}")
-        return self
-
-    def run(self, threshold: float) -> DRSConfig:
-        """The single-run config of one sweep point."""
-        fields = self.model_dump(exclude={"thresholds"})
-        return DRSConfig(method="drs", threshold=threshold, **fields)
-
-
 RunConfig = NoneConfig | TruncationConfig | DGflowConfig | DDLSConfig | DRSConfig
 
 # ---------------------------------------------------------------------------------------------------
-# Loading and validating `postprocess:` from params.yaml
+# Sweeps: one numeric option of one method over a list of values
+
+
+def _is_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+SweepValue = Annotated[int | float, BeforeValidator(_is_number)]  # ints stay ints (integer options)
+
+
+def _scalar_field(field: FieldInfo) -> FieldInfo:
+    """The field itself, or for a `Scaled` option the field of its per-scale value."""
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, Scaled):
+        return annotation.model_fields["quick"]
+    return field
+
+
+def _allowed(field: FieldInfo) -> str:
+    """`numbers in (0, 1)`, `integers > 0`, ... from the field's bounds."""
+    scalar = _scalar_field(field)
+    kind = "integers" if scalar.annotation is int else "numbers"
+    low = high = None
+    for m in scalar.metadata:
+        if getattr(m, "gt", None) is not None:
+            low = ("(", ">", m.gt)
+        elif getattr(m, "ge", None) is not None:
+            low = ("[", ">=", m.ge)
+        elif getattr(m, "lt", None) is not None:
+            high = (")", "<", m.lt)
+        elif getattr(m, "le", None) is not None:
+            high = ("]", "<=", m.le)
+    if low and high:
+        return f"{kind} in {low[0]}{low[2]}, {high[2]}{high[0]}"
+    if low or high:
+        _, op, bound = low or high
+        return f"{kind} {op} {bound}"
+    return kind
+
+
+def numeric_options(method: str) -> dict[str, FieldInfo]:
+    """The options of `method` a sweep may vary: numbers and integers, scale-dependent ones included."""
+    fields = METHODS[method].config.model_fields
+    return {name: f for name, f in fields.items() if _scalar_field(f).annotation in (int, float)}
+
+
+class SweepConfig(_Entry):
+    """`sweeps.<name>`: `{experiment, dataset, method, key, values, <the method's other options>}` -- run `method`
+    once per value of its numeric option `key` (strictly increasing `values`), the other options fixed as given
+    (defaults otherwise). A scale-dependent option (`steps`, `calibration_n`) takes each value at both scales.
+    The method's options are validated by the method's own config, as for `runs`; they are kept in `options`."""
+
+    method: str
+    key: str
+    values: list[SweepValue]
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_options(cls, data: Any) -> Any:
+        # the YAML entry is flat: everything that is not a sweep field is one of the method's options
+        if not isinstance(data, dict):
+            return data
+        own = {"experiment", "dataset", "method", "key", "values"}
+        options = {k: v for k, v in data.items() if k not in own}
+        return {**{k: v for k, v in data.items() if k in own}, "options": options}
+
+    @model_validator(mode="after")
+    def _valid_for_the_method(self) -> "SweepConfig":
+        if self.method not in METHODS:
+            raise ValueError(f"method: unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
+        numeric = numeric_options(self.method)
+        if self.key not in numeric:
+            allowed = ", ".join(numeric) or f"none (method {self.method} has no numeric option)"
+            raise ValueError(f"key: {self.key!r} is not a numeric option of method {self.method}; allowed: {allowed}")
+        if self.key in self.options:
+            raise ValueError(f"{self.key}: it is the swept key; give its values in `values` only")
+        if not self.values:
+            raise ValueError(f"values: need one or more {_allowed(numeric[self.key])}")
+        config = METHODS[self.method].config
+        for value in self.values:
+            try:
+                config.model_validate(self._run_data(value))
+            except ValidationError as e:
+                errors = e.errors()
+                other = [err for err in errors if err["loc"][:1] != (self.key,)]
+                if other:  # an option's error, the same for every value
+                    err = other[0]
+                    msg = err["msg"].removeprefix("Value error, ")
+                    if err["type"] == "extra_forbidden":
+                        fixed = ("experiment", "dataset", "method", self.key)
+                        options = [k for k in config.model_fields if k not in fixed]
+                        allowed = ", ".join(options) or f"none (the sweep's {self.key} is the method's only option)"
+                        msg = f"unknown option of method {self.method} (misspelled?); allowed: {allowed}"
+                    elif err["type"] == "missing":
+                        msg = "required key is missing"
+                    raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {msg}") from None
+                msg = errors[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"values: {self.key} = {value!r} is not valid for method {self.method} ({msg}); "
+                                 f"allowed: {_allowed(numeric[self.key])}") from None
+        if any(b <= a for a, b in zip(self.values, self.values[1:])):
+            raise ValueError(f"values: must be strictly increasing (sorted, no repeats), got {self.values}")
+        return self
+
+    def _run_data(self, value: int | float) -> dict[str, Any]:
+        field = METHODS[self.method].config.model_fields[self.key]
+        scaled = _scalar_field(field) is not field
+        return {"experiment": self.experiment, "dataset": self.dataset, "method": self.method, **self.options,
+                self.key: {"quick": value, "paper": value} if scaled else value}
+
+    def run(self, value: int | float) -> RunConfig:
+        """The single-run config of the point `value` (as `runs` would parse it)."""
+        return METHODS[self.method].config.model_validate(self._run_data(value))
+
+    @property
+    def prepares_per_value(self) -> bool:
+        """Whether the method's per-checkpoint preparation depends on the swept key (DRS: calibration_n)."""
+        return self.key in METHODS[self.method].prepared_by
+
+
+def sweep_runs(sweep: SweepConfig) -> Iterator[tuple[int | float, RunConfig]]:
+    """(x, the single-run config with `key: x`) for every value of the sweep, in increasing order; x as the config
+    holds it (psi: 1 -> 1.0; a scale-dependent option's value at either scale)."""
+    for value in sweep.values:
+        cfg = sweep.run(value)
+        x = getattr(cfg, sweep.key)
+        yield (x.quick if isinstance(x, Scaled) else x), cfg
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading and validating postprocess.yaml
 
 
 class PostprocessSection(Strict):
-    """postprocess.yaml -- `runs` (name -> one method on one experiment) and `drs_sweep` (name -> a sweep).
-    Names are DVC stage keys and params paths: letters, digits, `-` and `_` only (no dots)."""
+    """postprocess.yaml -- `runs` (name -> one method on one experiment) and `sweeps` (name -> one option of one
+    method over a list of values). Names are DVC stage keys and params paths: letters, digits, `-` and `_` only."""
 
     runs: dict[str, dict[str, Any]] = {}
-    drs_sweep: dict[str, dict[str, Any]] = {}
+    sweeps: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
 class Postprocess:
     runs: dict[str, RunConfig]
-    drs_sweep: dict[str, DRSSweepConfig]
+    sweeps: dict[str, SweepConfig]
 
 
 def _check_name(section: str, name: str) -> None:
@@ -231,11 +346,11 @@ def load_postprocess(data: dict[str, Any] | None, pipeline: PipelineConfig) -> P
         _check_name("postprocess.yaml:runs", name)
         runs[name] = parse_run(data, where)
         _check_experiment(where, runs[name], pipeline)
-    sweeps: dict[str, DRSSweepConfig] = {}
-    for name, data in section.drs_sweep.items():
-        where = f"postprocess.yaml:drs_sweep.{name}"
-        _check_name("postprocess.yaml:drs_sweep", name)
-        sweeps[name] = parse(DRSSweepConfig, data, where)
+    sweeps: dict[str, SweepConfig] = {}
+    for name, data in section.sweeps.items():
+        where = f"postprocess.yaml:sweeps.{name}"
+        _check_name("postprocess.yaml:sweeps", name)
+        sweeps[name] = parse(SweepConfig, data, where)
         _check_experiment(where, sweeps[name], pipeline)
     return Postprocess(runs, sweeps)
 
@@ -286,7 +401,8 @@ def load_gan(state: dict[str, Any], device: torch.device) -> FrozenGAN:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Methods: (cfg, gan, seeds, context) -> (uint8 images (N, H, W, C), int64 seeds (N,), info)
+# Methods: (cfg, gan, seeds, context, prepared) -> (uint8 images (N, H, W, C), int64 seeds (N,), info);
+# `prepared` is the method's per-checkpoint preparation (DRS: the calibration head), None = do it here.
 
 
 @dataclass(frozen=True)
@@ -306,7 +422,7 @@ def _in_batches(seeds: np.ndarray, batch_size: int, make: Callable[[np.ndarray],
     return np.concatenate(out)
 
 
-def run_none(cfg: NoneConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+def run_none(cfg: NoneConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     def make(s: np.ndarray) -> Tensor:
         with torch.no_grad():
             return gan.generator(seeded_normal(s.tolist(), (gan.nz,), ctx.device))
@@ -314,7 +430,7 @@ def run_none(cfg: NoneConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
     return _in_batches(seeds, ctx.batch_size, make), seeds, {}
 
 
-def run_truncation(cfg: TruncationConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+def run_truncation(cfg: TruncationConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     def make(s: np.ndarray) -> Tensor:
         with torch.no_grad():
             return gan.generator(truncated_normal(s.tolist(), (gan.nz,), cfg.psi, ctx.device))
@@ -329,7 +445,7 @@ def _critic_note(gan: FrozenGAN) -> str:
     return f"d = the {gan.loss} critic's raw output, used directly as in the official DGflow code (not a log-ratio)"
 
 
-def run_dgflow(cfg: DGflowConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+def run_dgflow(cfg: DGflowConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     steps = cfg.steps.at(ctx.scale)
 
     def make(s: np.ndarray) -> Tensor:
@@ -344,7 +460,7 @@ def run_dgflow(cfg: DGflowConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Contex
     return _in_batches(seeds, ctx.batch_size, make), seeds, info
 
 
-def run_ddls(cfg: DDLSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
+def run_ddls(cfg: DDLSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     steps = cfg.steps.at(ctx.scale)
 
     def make(s: np.ndarray) -> Tensor:
@@ -360,12 +476,17 @@ def run_ddls(cfg: DDLSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
     return _in_batches(seeds, ctx.batch_size, make), seeds, info
 
 
-def calibrate(gan: FrozenGAN, opts: _DRSOptions, ctx: Context) -> tuple[Callable[[Tensor], Tensor], dict[str, Any]]:
-    """Fit the logistic head a*D(x) + b on n real training images vs n samples of the frozen G (own seed
-    range); returns (calibrated logit function, the `calibration` record)."""
+Calibration = tuple[Callable[[Tensor], Tensor], dict[str, Any]]  # (calibrated logit function, its record)
+
+
+def calibrate(gan: FrozenGAN, cfg: DRSConfig, ctx: Context) -> Calibration:
+    """Fit the logistic head a*D(x) + b on n = cfg.calibration_n real training images vs n samples of the frozen G
+    (own seed range); returns (calibrated logit function, the `calibration` record). Depends on `calibration_n`
+    only, so a DRS sweep over any other option fits it once."""
     if ctx.real_images is None:
         raise ValueError("DRS needs real images for its calibration head (Context.real_images)")
-    n = min(opts.calibration_n.at(ctx.scale), len(ctx.real_images))
+    t0 = time.perf_counter()
+    n = min(cfg.calibration_n.at(ctx.scale), len(ctx.real_images))
     real = to_model(torch.as_tensor(ctx.real_images[:n]).to(ctx.device))  # (n, C, H, W) in [-1, 1]
     fake_seeds = CALIBRATION_SEED_BASE + np.arange(n, dtype=np.int64)
     with torch.no_grad():
@@ -374,36 +495,35 @@ def calibrate(gan: FrozenGAN, opts: _DRSOptions, ctx: Context) -> tuple[Callable
     logit_fn, head = calibrate_discriminator(gan.discriminator, real, fake, batch_size=ctx.batch_size)
     record = {"a": head.a, "b": head.b, "n": n, "loss": head.loss, "converged": head.converged,
               "real_split": "train (first n)", "fake_seeds": f"{CALIBRATION_SEED_BASE} + i",
-              "logit": "a * D(x) + b, class-balanced BCE, G and D frozen; no KeepTraining"}
+              "logit": "a * D(x) + b, class-balanced BCE, G and D frozen; no KeepTraining",
+              "seconds": time.perf_counter() - t0}
     return logit_fn, record
 
 
-def drs_with(cfg: DRSConfig, gan: FrozenGAN, n: int, logit_fn: Callable[[Tensor], Tensor], ctx: Context):
-    """DRS samples with an already calibrated logit: (uint8 images (n, ...), accepted seeds, `drs` record)."""
-    x, info = drs_sample(
-        n, gan.generator, logit_fn, nz=gan.nz, seed=cfg.stream_seed, burn_in=cfg.burn_in, epsilon=cfg.epsilon,
-        mode=cfg.mode, gamma_percentile=cfg.gamma_percentile, gamma=cfg.gamma, threshold=cfg.threshold,
-        max_candidates=cfg.max_candidates, device=ctx.device, batch_size=ctx.batch_size,
+def run_drs(cfg: DRSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: Calibration | None = None):
+    """DRS keeps len(seeds) accepted candidates; the returned seeds are the accepted latent seeds. `prepared`: a
+    calibration from `calibrate` with the same `calibration_n` (None = fit it here)."""
+    logit_fn, calibration = prepared if prepared is not None else calibrate(gan, cfg, ctx)
+    x, drs = drs_sample(
+        len(seeds), gan.generator, logit_fn, nz=gan.nz, seed=cfg.stream_seed, burn_in=cfg.burn_in,
+        epsilon=cfg.epsilon, mode=cfg.mode, gamma_percentile=cfg.gamma_percentile, gamma=cfg.gamma,
+        threshold=cfg.threshold, max_candidates=cfg.max_candidates, device=ctx.device, batch_size=ctx.batch_size,
     )
-    record = {k: v for k, v in info.scalars().items() if not (isinstance(v, float) and math.isnan(v))}
+    record = {k: v for k, v in drs.scalars().items() if not (isinstance(v, float) and math.isnan(v))}
     record |= {"threshold": cfg.threshold, "burn_in": cfg.burn_in, "epsilon": cfg.epsilon, "stream_seed": cfg.stream_seed}
     if cfg.mode == "percentile":
         record["gamma_percentile"] = cfg.gamma_percentile
     images = to_uint8(x).cpu().numpy()
-    return images, info.accepted_seeds.numpy().astype(np.int64), record
-
-
-def run_drs(cfg: DRSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context):
-    """DRS keeps len(seeds) accepted candidates; the returned seeds are the accepted latent seeds."""
-    logit_fn, calibration = calibrate(gan, cfg, ctx)
-    images, accepted, record = drs_with(cfg, gan, len(seeds), logit_fn, ctx)
-    return images, accepted, {"drs": record, "calibration": calibration}
+    return images, drs.accepted_seeds.numpy().astype(np.int64), {"drs": record, "calibration": calibration}
 
 
 @dataclass(frozen=True)
 class Method:
     config: type[Strict]
     run: Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+    # per-checkpoint work shared by the points of a sweep: (gan, cfg, ctx) -> `prepared`, and the options it reads
+    prepare: Callable[[FrozenGAN, Any, Context], Any] | None = None
+    prepared_by: tuple[str, ...] = ()
 
 
 METHODS: dict[str, Method] = {
@@ -411,7 +531,7 @@ METHODS: dict[str, Method] = {
     "truncation": Method(TruncationConfig, run_truncation),
     "dgflow": Method(DGflowConfig, run_dgflow),
     "ddls": Method(DDLSConfig, run_ddls),
-    "drs": Method(DRSConfig, run_drs),
+    "drs": Method(DRSConfig, run_drs, prepare=calibrate, prepared_by=("calibration_n",)),
 }
 
 
@@ -425,26 +545,83 @@ def method_params(cfg: Strict, scale: str) -> dict[str, Any]:
     return out
 
 
-def run_method(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def run_method(
+    cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: Any = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Run `cfg`'s method for the integer `seeds` (N,): uint8 images (N, H, W, C), the latent seed of each image
     (N,) int64 (== seeds except for DRS: the accepted candidates), and an info dict
-    `{method, method_params, seconds, <method>: {...}, [calibration: {...}]}`."""
+    `{method, method_params, seconds, <method>: {...}, [calibration: {...}]}`. `prepared`: the method's
+    preparation done beforehand (`Method.prepare`; None = done here and counted in `seconds`)."""
     seeds = np.asarray(seeds, dtype=np.int64)
     t0 = time.perf_counter()
-    images, out_seeds, info = METHODS[cfg.method].run(cfg, gan, seeds, ctx)
+    images, out_seeds, info = METHODS[cfg.method].run(cfg, gan, seeds, ctx, prepared)
     return images, out_seeds, {"method": cfg.method, "method_params": method_params(cfg, ctx.scale),
                                "seconds": time.perf_counter() - t0, **info}
 
 
+# ---------------------------------------------------------------------------------------------------
+# Running a sweep
+
+# Per method: numbers of its record that each sweep point keeps besides the metrics, and those of them that are
+# also drawn and written to the sweep's CSV.
+POINT_RECORDS = {"drs": ("acceptance_rate", "n_candidates")}
+SWEEP_CURVES = {"drs": ("acceptance_rate",)}
+
+
+@dataclass(frozen=True)
+class SweepStep:
+    """One point of a sweep: the swept value x, its single-run config and what `run_method` returned for it."""
+
+    x: int | float
+    config: RunConfig
+    images: np.ndarray  # uint8 (N, H, W, C)
+    seeds: np.ndarray  # int64 (N,), the latent seed of each image
+    info: dict[str, Any]
+
+
+def run_sweep(sweep: SweepConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context) -> Iterator[SweepStep]:
+    """`run_method` for every value of `sweep` in increasing order, on the same `seeds`; each step's samples equal
+    the single run `sweep.run(x)`'s. The method's preparation (DRS calibration) is done once, before the first
+    value, unless the swept key changes it (then once per value); its time is in its own record, not in the
+    steps' `seconds`. A generator: one step's images are held at a time."""
+    method = METHODS[sweep.method]
+    prepared = None
+    for i, (x, cfg) in enumerate(sweep_runs(sweep)):
+        if method.prepare is not None and (i == 0 or sweep.prepares_per_value):
+            prepared = method.prepare(gan, cfg, ctx)
+        yield SweepStep(x, cfg, *run_method(cfg, gan, seeds, ctx, prepared))
+
+
+def sweep_point(sweep: SweepConfig, step: SweepStep, metrics: dict[str, float]) -> dict[str, Any]:
+    """A point of the series: `{key: x, **metrics, <POINT_RECORDS of the method>, first_sample_seed, seconds}`,
+    plus the step's `calibration` when it was fitted for this value alone."""
+    record = step.info.get(sweep.method, {})
+    point = {sweep.key: step.x, **metrics, **{k: record[k] for k in POINT_RECORDS.get(sweep.method, ()) if k in record},
+             "first_sample_seed": int(step.seeds[0]), "seconds": step.info["seconds"]}
+    if sweep.prepares_per_value and "calibration" in step.info:
+        point["calibration"] = step.info["calibration"]
+    return point
+
+
+def sweep_shared(sweep: SweepConfig, step: SweepStep) -> dict[str, Any]:
+    """What a step shares with every other step of its sweep, for the series' top level: the DRS `calibration`
+    fitted once for the whole sweep ({} otherwise)."""
+    if "calibration" in step.info and not sweep.prepares_per_value:
+        return {"calibration": step.info["calibration"]}
+    return {}
+
+
 def sweep_series(
-    experiment: str, method: str, key: str, points: list[dict[str, Any]], protocol: dict[str, Any], **extra: Any
+    sweep: SweepConfig, points: list[dict[str, Any]], protocol: dict[str, Any], *, scale: str, **extra: Any
 ) -> dict[str, Any]:
     """A sweep series in the report's format (`ganlab.report.load_evaluations`):
-    `{experiment, method, sweep: key, points: [{key: x, fid, precision, ...}, ...], protocol, **extra}`,
-    points sorted by x; a repeated x is a ValueError."""
-    pts = sorted(points, key=lambda p: p[key])
-    xs = [p[key] for p in pts]
+    `{experiment, method, sweep: key, points: [{key: x, fid, precision, ...}, ...], protocol, method_params, **extra}`,
+    points sorted by x, `method_params` = the options every point shares (at `scale`); a repeated x is a
+    ValueError."""
+    pts = sorted(points, key=lambda p: p[sweep.key])
+    xs = [p[sweep.key] for p in pts]
     if any(b <= a for a, b in zip(xs, xs[1:])):
-        raise ValueError(f"sweep {key}: repeated values {xs}")
-    return {"experiment": experiment, "method": method, "sweep": key, "points": pts, "protocol": protocol, **extra}
-
+        raise ValueError(f"sweep {sweep.key}: repeated values {xs}")
+    shared = {k: v for k, v in method_params(sweep.run(sweep.values[0]), scale).items() if k != sweep.key}
+    return {"experiment": sweep.experiment, "method": sweep.method, "sweep": sweep.key, "points": pts,
+            "protocol": protocol, "method_params": shared, **extra}

@@ -14,9 +14,10 @@ Inputs (every one optional; what is missing is shown as "not run"):
   `{experiment, method, "sweep": "threshold", "points": [{"threshold": 0.5, "fid": …, "precision": …}, …]}`
   is the same thing in one file. Plain evaluation files also join a sweep when they name the swept value in
   `params`, `method_params`, `protocol` or at top level (DRS `threshold`, truncation `psi`, GM-GAN `sigma`
-  and `gm_lr`), e.g. the `dvc exp run -S gmgan.sigma=…` runs when the evaluation records σ.
-- `metrics/train/<exp>.json` (final_loss_d, final_loss_g) and `metrics/train/<exp>_losses.csv`
-  (epoch, loss_d, loss_g, seconds);
+  and `gm_lr` = `lr_prior`): the evaluate stage writes the recipe as `params`, so the base experiment of a
+  sweep (e.g. gmgan at σ₀ 1.7) joins the curve of its sweep points (gmgan_sigma1p1: `sweep_of: gmgan`).
+- `metrics/train/<exp>.json` (final_loss_d, final_loss_g, per seed under `runs`) and
+  `metrics/train/<exp>_losses.csv` (seed, epoch, loss_d, loss_g, seconds; curves are averaged over seeds);
 - `metrics/probe/<exp>.json`: BiGAN encoder probes (svm, linear, 1-NN accuracies, fractions or percent);
 - PNGs in the grids folder: `<exp>-<method>.png` sample grids, and any `*interp*.png` (class interpolation)
   or `*recon*.png` (BiGAN x vs G(E(x))).
@@ -43,12 +44,12 @@ SWEEP_ALIASES = {
     "threshold": ("threshold", "drs_threshold", "acceptance_threshold"),
     "psi": ("psi", "truncation_psi"),
     "sigma": ("sigma", "sigma0"),
-    "gm_lr": ("gm_lr", "lr_gm"),
+    "gm_lr": ("gm_lr", "lr_gm", "lr_prior"),
 }
 SWEEPS_BY_METHOD = {"drs": ("threshold",), "truncation": ("psi",)}
 SWEEPS_BY_EXPERIMENT = {"gmgan": ("sigma", "gm_lr")}
 PROBE_ALIASES = {
-    "svm": "svm", "linear": "linear", "logistic": "linear", "knn1": "knn1", "1nn": "knn1", "nn1": "knn1",
+    "svm": "svm", "svm_rbf": "svm", "linear": "linear", "logistic": "linear", "knn1": "knn1", "1nn": "knn1", "nn1": "knn1",
     "one_nn": "knn1", "1-nn": "knn1", "knn": "knn1",
 }
 
@@ -136,8 +137,9 @@ def swept_value(record: Mapping[str, Any], key: str) -> float | None:
 def collect_sweeps(loaded: Loaded) -> dict[tuple[str, str, str], list[SweepPoint]]:
     """(experiment, method, key) -> points sorted by x, each aggregated over seeds at that x."""
     buckets: dict[tuple[str, str, str, float], list[Mapping[str, Any]]] = defaultdict(list)
+    canonical = {alias: key for key, aliases in SWEEP_ALIASES.items() for alias in aliases}
     for r in loaded.sweep_records:
-        for key in r["sweep"]:
+        for key in map(lambda k: canonical.get(k, k), r["sweep"]):
             x = swept_value(r, key)
             if x is not None:
                 buckets[(r["experiment"], r["method"], key, x)].append(r)
@@ -168,13 +170,21 @@ def load_training(train_dir: Path) -> tuple[dict[str, dict[str, Stat]], dict[str
             continue
         if isinstance(data, dict):
             exp = data.get("experiment", path.stem)
-            training[exp] = {k: Stat.of([v]) for k, v in data.items()
-                             if k.startswith("final_loss_") and isinstance(v, (int, float))}
+            runs = data["runs"] if isinstance(data.get("runs"), list) else [data]  # one run per training seed
+            training[exp] = {k: Stat.of([r[k] for r in runs]) for k in ("final_loss_d", "final_loss_g")
+                             if all(isinstance(r.get(k), (int, float)) for r in runs)}
     for path in sorted(train_dir.glob("*_losses.csv")):
         with open(path, newline="") as f:
             rows = [{k: float(v) for k, v in row.items() if k in ("epoch", "loss_d", "loss_g", "seconds") and v not in ("", None)}
                     for row in csv.DictReader(f)]
-        curves[path.name.removesuffix("_losses.csv")] = [r for r in rows if {"epoch", "loss_d", "loss_g"} <= r.keys()]
+        by_epoch: dict[float, list[dict[str, float]]] = defaultdict(list)  # the seeds' rows of each epoch
+        for r in rows:
+            if {"epoch", "loss_d", "loss_g"} <= r.keys():
+                by_epoch[r["epoch"]].append(r)
+        curves[path.name.removesuffix("_losses.csv")] = [
+            {k: sum(r[k] for r in rs) / len(rs) for k in rs[0] if all(k in r for r in rs)}
+            for _, rs in sorted(by_epoch.items())
+        ]
     return training, curves
 
 
@@ -517,7 +527,7 @@ def write_report(
     recon = [p for p in pngs if "recon" in p.name]
     grids = [p for p in pngs if p not in interp and p not in recon]
     blocks = document(results, loaded, figures=figures, grids=grids, extra_images={
-        "Conditional WGAN class interpolation": interp, "BiGAN reconstructions x vs G(E(x))": recon,
+        "Conditional GAN class interpolation (class a → b at a fixed latent)": interp, "BiGAN reconstructions x vs G(E(x))": recon,
     })
     write_text_atomic(out_md, render_markdown(blocks, out_path=out_md))
     write_text_atomic(out_html, render_html(blocks))
