@@ -14,11 +14,11 @@ from pathlib import Path
 import mlflow
 
 from ganlab import checkpoint as ckpt_io
-from ganlab.config import ConfigError, flatten, load_pipeline, read_params
+from ganlab.config import flatten, load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.io import save_npz_atomic, write_json
 from ganlab.paths import CHECKPOINT, seed_path
-from ganlab.postprocess import Context, load_gan, load_postprocess, read_postprocess, run_method
+from ganlab.postprocess import Context, load_entry, load_gan, run_method
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.sampling import evaluation_seeds
 from ganlab.tracking import stage_run
@@ -37,10 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pipeline = load_pipeline(read_params(args.params))
-    runs = load_postprocess(read_postprocess(args.postprocess), pipeline).runs
-    if args.name not in runs:
-        raise ConfigError(f"postprocess.yaml:runs: no entry {args.name!r}; allowed: {sorted(runs)}")
-    cfg = runs[args.name]
+    cfg = load_entry(args.postprocess, pipeline, "runs", args.name)
     device = resolve_device(pipeline.device)
     seed_everything(pipeline.evaluate.seed)  # nothing below draws from global RNGs; belt and braces
     evaluate = pipeline.evaluate

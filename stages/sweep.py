@@ -21,7 +21,7 @@ import numpy as np
 from ganlab import checkpoint as ckpt_io
 from ganlab import plots
 from ganlab.catalogue import METRICS, Stat, SweepPoint
-from ganlab.config import ConfigError, load_pipeline, read_params
+from ganlab.config import load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.evaluation import score
 from ganlab.features import load_feature_net, load_reference
@@ -29,9 +29,8 @@ from ganlab.io import write_csv, write_json
 from ganlab.postprocess import (
     SWEEP_CURVES,
     Context,
+    load_entry,
     load_gan,
-    load_postprocess,
-    read_postprocess,
     run_sweep,
     sweep_point,
     sweep_series,
@@ -58,10 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pipeline = load_pipeline(read_params(args.params))
-    sweeps = load_postprocess(read_postprocess(args.postprocess), pipeline).sweeps
-    if args.name not in sweeps:
-        raise ConfigError(f"postprocess.yaml:sweeps: no entry {args.name!r}; allowed: {sorted(sweeps)}")
-    cfg = sweeps[args.name]
+    cfg = load_entry(args.postprocess, pipeline, "sweeps", args.name)
     device = resolve_device(pipeline.device)
     seed_everything(pipeline.evaluate.seed)  # nothing below draws from global RNGs; belt and braces
     evaluate = pipeline.evaluate

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ganlab.config import ExperimentConfig, NetConfig, load_pipeline
 from ganlab.losses import LOSSES

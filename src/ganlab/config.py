@@ -25,7 +25,6 @@ from ganlab.nets.registry import validate_net
 from ganlab.nets.priors import PRIOR_FIELDS, PRIORS, check_prior_fields
 from ganlab.schema import (
     ConfigError,
-    Integer,
     NonNegativeInt,
     Number,
     PositiveFloat,

@@ -355,6 +355,15 @@ def load_postprocess(data: dict[str, Any] | None, pipeline: PipelineConfig) -> P
     return Postprocess(runs, sweeps)
 
 
+def load_entry(path: str | Path, pipeline: PipelineConfig, section: str, name: str) -> RunConfig | SweepConfig:
+    """The validated entry `name` of postprocess.yaml's `section` ("runs" or "sweeps"), the whole file checked;
+    ConfigError naming the entries there are when `name` is not one of them."""
+    entries = getattr(load_postprocess(read_postprocess(path), pipeline), section)
+    if name not in entries:
+        raise ConfigError(f"postprocess.yaml:{section}: no entry {name!r}; allowed: {sorted(entries)}")
+    return entries[name]
+
+
 # ---------------------------------------------------------------------------------------------------
 # The trained GAN, frozen
 
