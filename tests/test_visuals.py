@@ -207,9 +207,9 @@ def test_interpolation_refuses_what_it_cannot_interpolate():
 def _workspace(tmp_path, **section):
     """params.yaml with one tiny experiment `tiny` (as tests/repo_copy.py) and its 1-batch checkpoint."""
     params = tiny_params(**section)
-    # only `tiny`'s section, without `seed` (valid whether the seed lives in the section or in a top-level list)
-    params = {k: v for k, v in params.items() if k == "tiny" or not (isinstance(v, dict) and "generator" in v)}
-    params["tiny"].pop("seed", None)
+    # only `tiny`'s experiment section (no other recipe, no sweep point)
+    params = {k: v for k, v in params.items()
+              if k == "tiny" or not (isinstance(v, dict) and ("generator" in v or "sweep_of" in v))}
     write_params(tmp_path / "params.yaml", params)
     data = write_tiny_dataset(tmp_path / "prepared.npz", n_train=64, n_test=32)
     cfg = ExperimentConfig.model_validate(params["tiny"])
