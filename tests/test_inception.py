@@ -216,3 +216,11 @@ def test_fetch_offline_is_unavailable_with_the_error(tmp_path):
 
 def test_feature_space_name_says_what_it_is():
     assert "inception" in FEATURE_SPACE and "pool3" in FEATURE_SPACE and "2048" in FEATURE_SPACE
+
+
+def test_the_weights_url_is_pytorch_fids():
+    import pytorch_fid.inception
+
+    from ganlab.inception import FID_WEIGHTS_URL
+
+    assert FID_WEIGHTS_URL == pytorch_fid.inception.FID_WEIGHTS_URL

@@ -158,6 +158,10 @@ def test_drs_threshold_trend_both_directions_and_too_few_points():
     assert cat.judge(claim("B3"), down).status == cat.REFUTED
     assert cat.judge(claim("B3"), short).status == cat.NOT_RUN
     assert cat.judge(claim("B3"), Results()).status == cat.NOT_RUN
+    # precision saturated at 1.0 at every threshold (what a collapsed quick-scale G gives): no direction, so
+    # neither confirmed nor refuted
+    flat = cat.judge(claim("B3"), Results(sweeps={("vanilla", "drs", "threshold"): sweep([0.5, 0.7, 0.9], [1.0] * 3)}))
+    assert flat.status == cat.INCONCLUSIVE and "the same at every point" in flat.detail
 
 
 def test_sigma_tradeoff_from_sweep_points():

@@ -30,19 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_fid.inception import (
-    FID_WEIGHTS_URL,
-    FIDInceptionA,
-    FIDInceptionC,
-    FIDInceptionE_1,
-    FIDInceptionE_2,
-    _inception_v3,
-)
 from torch import nn
 
 from ganlab.data.download import ChecksumMismatch, DownloadError, download, hash_file, record_sha256, recorded_sha256
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # the file name torch hub caches it under
+# pytorch_fid.inception.FID_WEIGHTS_URL (tests/test_inception.py checks they agree); pytorch_fid itself is imported
+# only to build the network: it pulls in torchvision (~1 s), which a stage without the weights does not need.
+FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_NAME}"
 FID_WEIGHTS_SHA256_PREFIX = "6726825d"  # torch hub convention: first 8 hex digits of the file's sha256
 FEATURE_SPACE = "inception-v3-pool3-2048-pytorch-fid"  # its name in every metrics file
 POOL3_DIM = 2048
@@ -225,6 +220,8 @@ class FIDInceptionPool3(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2, _inception_v3
+
         inception = _inception_v3(num_classes=1008, aux_logits=False, weights=None)
         inception.Mixed_5b = FIDInceptionA(192, pool_features=32)
         inception.Mixed_5c = FIDInceptionA(256, pool_features=64)
