@@ -322,8 +322,8 @@ def trend(points: Sequence[SweepPoint] | None, metric: str, *, increasing: bool,
     if ends.status == INCONCLUSIVE:
         return Verdict(INCONCLUSIVE, f"{label}: ρ = {rho:.2f}; end points {ends.detail}", used)
     if math.isnan(rho):  # the metric does not move over the sweep (e.g. saturated at 1): no direction to judge
-        return Verdict(INCONCLUSIVE, f"{label}: {metric} is the same at every point, so it neither {word[:-1]} "
-                       f"nor {'falls' if increasing else 'rises'} (Spearman ρ undefined)", used)
+        return Verdict(INCONCLUSIVE, f"{label}: {metric} is the same at every point, so it neither rises nor "
+                       "falls (Spearman ρ undefined)", used)
     holds = rho > 0 if increasing else rho < 0
     return Verdict(CONFIRMED if holds else REFUTED, f"{label}: {metric} {word} with x? Spearman ρ = {rho:.2f} over {len(pts)} points", used)
 

@@ -68,6 +68,7 @@ class FeatureNetConfig(Strict):
     feature_dim: PositiveInt = 128
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 1.0e-3
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # per step, cosine from lr down to 0 over the run
     num_epochs: Scaled[PositiveInt]
     seed: NonNegativeInt = 0
 
