@@ -137,7 +137,8 @@ def _minibatches(n: int, cfg: FeatureNetConfig, gen: torch.Generator, max_batche
 
 def _adam(model: nn.Module, cfg: FeatureNetConfig, total_steps: int):
     """Adam at `cfg.lr` and its per-step schedule: constant, or cosine from lr down to 0 over the run's
-    `total_steps` (`lr_schedule: cosine`; LeNet on MNIST, 10 epochs: test accuracy 0.9892 constant, 0.9935 cosine)."""
+    `total_steps` (`lr_schedule: cosine`; LeNet on MNIST, 10 epochs: test accuracy 0.9892 constant, 0.9935
+    cosine)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
     if cfg.lr_schedule == "cosine":
         factor = lambda step: 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))  # noqa: E731
@@ -157,9 +158,9 @@ def train_classifier(
     device: torch.device,
     max_batches_per_epoch: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Fit the classifier `cfg.arch` with Adam (`cfg.lr_schedule`) + cross-entropy on uint8 (N, H, W, C) images; returns it
-    (eval mode) and {"test_accuracy", "train_loss", "num_epochs"}. Deterministic given `cfg.seed`
-    (init, dropout and shuffling) on a deterministic device."""
+    """Fit the classifier `cfg.arch` with Adam (`cfg.lr_schedule`) + cross-entropy on uint8 (N, H, W, C)
+    images; returns it (eval mode) and {"test_accuracy", "train_loss", "num_epochs"}. Deterministic given
+    `cfg.seed` (init, dropout and shuffling) on a deterministic device."""
     if FEATURE_ARCHS[cfg.arch].kind != "classifier":
         raise ValueError(f"arch {cfg.arch!r} is not a classifier")
     num_classes = int(y_train.max()) + 1
@@ -195,9 +196,9 @@ def train_autoencoder(
     device: torch.device,
     max_batches_per_epoch: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Fit the autoencoder `cfg.arch` with Adam (`cfg.lr_schedule`) + pixel MSE (in the model's [-1, 1] scale) on uint8
-    (N, H, W, C) images; returns it (eval mode) and {"test_reconstruction_mse", "train_loss", "num_epochs"}.
-    No labels are used."""
+    """Fit the autoencoder `cfg.arch` with Adam (`cfg.lr_schedule`) + pixel MSE (in the model's [-1, 1]
+    scale) on uint8 (N, H, W, C) images; returns it (eval mode) and {"test_reconstruction_mse", "train_loss",
+    "num_epochs"}. No labels are used."""
     if FEATURE_ARCHS[cfg.arch].kind != "autoencoder":
         raise ValueError(f"arch {cfg.arch!r} is not an autoencoder")
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
