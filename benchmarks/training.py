@@ -11,12 +11,14 @@ fresh latents (the recipes' n_critic = n_gen = 1), batch 64.
 
 - ours: what `train_gan` runs per step: a slice of the in-memory permutation indexes the float dataset
   (converted once; NHWC for convolutional networks, `channels_last_`), `GANStep.step` (D's weights frozen
-  during G's step, zero_grad(set_to_none), fused Adam, losses kept on the device), the per-step loss buffer
-  and finiteness check.
+  during G's step, zero_grad(set_to_none), fused Adam, losses kept on the device; dropout masks from
+  `uniform_` instead of `bernoulli_`, `ganlab.nets.layers.Dropout`), the per-step loss buffer and
+  finiteness check.
 - reference, as pytorch/examples dcgan/main.py: a `DataLoader(TensorDataset(float images), batch_size=64,
   shuffle=True, drop_last=True)`, `zero_grad()`, D's real and fake terms each `.backward()`, D's weights
   accumulating gradients during G's step (no requires_grad toggling), `BCEWithLogitsLoss` against label
-  tensors, `torch.optim.Adam` with its defaults (the per-parameter for-loop on the CPU), `.item()` of both
+  tensors, `torch.optim.Adam` with its defaults (the per-parameter for-loop on the CPU), torch's `nn.Dropout`
+  (swapped in for ganlab's, same distribution), `.item()` of both
   losses every step. Unlike main.py, G's step draws fresh latents (main.py reuses D's fake batch), so that
   both loops do the same arithmetic.
 
@@ -51,6 +53,7 @@ from torch import nn
 from ganlab.config import load_experiment, read_params
 from ganlab.data.arrays import to_model
 from ganlab.distributed import SINGLE
+from ganlab.nets.layers import Dropout
 from ganlab.train import CONV_LAYERS, GANStep, build_modules, build_optimizers, channels_last_
 
 N_IMAGES = 60_000
@@ -103,6 +106,15 @@ def step_flops(generator: nn.Module, discriminator: nn.Module, batch: int) -> fl
     return 2.0 * batch * (4 * g + 9 * d)
 
 
+def torch_dropout_(net: nn.Module) -> nn.Module:
+    """Swap ganlab's `Dropout` layers (faster CPU mask, same distribution) for torch's `nn.Dropout`, in place."""
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, Dropout):
+                setattr(module, name, nn.Dropout(child.p))
+    return net
+
+
 def _fresh_parts(cfg):
     torch.manual_seed(cfg.seed)
     parts = build_modules(cfg, IMAGE_SHAPE, 10, torch.device("cpu"))
@@ -115,9 +127,11 @@ class OursLoop:
     """The body of `train_gan`'s step loop, on a float dataset converted once."""
 
     def __init__(self, cfg, images_uint8: torch.Tensor, joint_d: bool = True, fused: bool = True,
-                 channels_last: bool = True):
+                 channels_last: bool = True, fast_dropout: bool = True):
         self.cfg = cfg
         self.parts = _fresh_parts(cfg)
+        if not fast_dropout:
+            torch_dropout_(self.parts.discriminator)
         self.data = to_model(images_uint8)  # (N, C, H, W) float32, once
         if channels_last:
             self.data = channels_last_([self.parts.generator, self.parts.discriminator], self.data)
@@ -158,7 +172,7 @@ class ReferenceLoop:
 
     def __init__(self, cfg, images_uint8: torch.Tensor):
         self.parts = _fresh_parts(cfg)
-        self.net_g, self.net_d = self.parts.generator, self.parts.discriminator
+        self.net_g, self.net_d = self.parts.generator, torch_dropout_(self.parts.discriminator)
         opt = cfg.optimizer
         self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=opt.lr_g, betas=opt.betas)
         self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=opt.lr_d, betas=opt.betas)
@@ -247,6 +261,8 @@ def main() -> None:
                 loops["ours, separate D passes"] = OursLoop(cfg, images, joint_d=False)
             if cfg.optimizer.name == "adam":
                 loops["ours, foreach Adam"] = OursLoop(cfg, images, fused=False)
+            if any(isinstance(layer, Dropout) for layer in loops["ours"].parts.discriminator.modules()):
+                loops["ours, torch dropout"] = OursLoop(cfg, images, fast_dropout=False)
             if any(isinstance(layer, CONV_LAYERS) for layer in loops["ours"].parts.discriminator.modules()):
                 loops["ours, NCHW"] = OursLoop(cfg, images, channels_last=False)
         flops = step_flops(loops["ours"].parts.generator, loops["ours"].parts.discriminator, cfg.batch_size)

@@ -23,7 +23,8 @@ converted to float once and indexed in memory (no DataLoader); D scores the real
 pass when its output for a sample depends on that sample alone (`per_sample`: no batch statistics, no
 per-forward state such as spectral norm's power iteration), which doubles the rows of its matrix products;
 convolutional networks and their batches are channels-last (NHWC in memory: oneDNN's and cuDNN's faster
-layout); D's weights need no gradients during G's step; fused Adam (foreach RMSprop); losses stay on the device in a
+layout); D's weights need no gradients during G's step; fused Adam (foreach RMSprop); dropout masks drawn with
+`uniform_`, not `bernoulli_` (`ganlab.nets.layers.Dropout`); losses stay on the device in a
 per-epoch buffer and are checked for finiteness every `check_every` steps (every step on the CPU, where the
 check costs microseconds), reporting the first non-finite step exactly.
 

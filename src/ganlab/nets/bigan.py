@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ganlab.nets.dcgan import Init, canvas, conv_trunk, dcgan_init_, leaky, pad_to_canvas
+from ganlab.nets.layers import Dropout
 from ganlab.nets.registry import register
 from ganlab.schema import Integer, Number, Strict
 
@@ -43,7 +44,7 @@ class BiGANMLPDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         width = math.prod(image_shape) + opts.nz
         for h in opts.hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), nn.Dropout(opts.dropout)]
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), Dropout(opts.dropout)]
             width = h
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
@@ -60,9 +61,9 @@ class BiGANConvDiscriminator(nn.Module):
         self.nz = opts.nz
         self.side, n = canvas(image_shape)
         self.trunk, width = conv_trunk(image_shape[0], opts.ndf, n, leaky)  # (B, width, 4, 4)
-        self.z_net = nn.Sequential(nn.Linear(opts.nz, opts.z_hidden), nn.LeakyReLU(0.2), nn.Dropout(opts.dropout))
+        self.z_net = nn.Sequential(nn.Linear(opts.nz, opts.z_hidden), nn.LeakyReLU(0.2), Dropout(opts.dropout))
         self.joint = nn.Sequential(
-            nn.Linear(width * 16 + opts.z_hidden, opts.joint_hidden), nn.LeakyReLU(0.2), nn.Dropout(opts.dropout),
+            nn.Linear(width * 16 + opts.z_hidden, opts.joint_hidden), nn.LeakyReLU(0.2), Dropout(opts.dropout),
             nn.Linear(opts.joint_hidden, 1),
         )
         if opts.init == "dcgan":

@@ -1,4 +1,5 @@
-"""Layers shared by several architectures: spectral normalisation and the SAGAN self-attention block."""
+"""Layers shared by several architectures: spectral normalisation, the SAGAN self-attention block and the
+discriminators' dropout."""
 
 from __future__ import annotations
 
@@ -11,6 +12,22 @@ def sn(module: nn.Module, enabled: bool = True) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018): W / σ_max(W), σ_max by one power iteration per forward
     in training mode (torch's parametrisation; u and v are buffers, so they are in the state dict)."""
     return spectral_norm(module) if enabled else module
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` with a faster mask on the CPU: keep where U[0, 1) >= p, scale by 1 / (1 - p), the same
+    distribution as torch's (each element kept with probability 1 - p, independently; the global RNG).
+
+    Why: torch's CPU dropout draws its mask with `bernoulli_`, about 3x slower per element than `uniform_`
+    on this project's CPU, and the MLP discriminator draws 344k mask elements per GAN step: the MLP step
+    drops from 19.3 to 17.7 ms (`python -m benchmarks.training --ablate`). On CUDA, in eval mode and for
+    p in {0, 1} it is torch's dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.is_cuda or self.p in (0.0, 1.0) or self.inplace:
+            return super().forward(x)
+        return x * torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
 class SelfAttention2d(nn.Module):

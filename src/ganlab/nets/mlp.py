@@ -18,8 +18,9 @@ from torch import nn
 
 from typing import Literal
 
-from ganlab.schema import Integer, Number, Strict
+from ganlab.nets.layers import Dropout
 from ganlab.nets.registry import register
+from ganlab.schema import Integer, Number, Strict
 
 Head = Literal["real_fake", "classes_and_fake"]
 
@@ -83,7 +84,7 @@ class MLPDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         width = math.prod(image_shape)
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, outputs))
         self.net = nn.Sequential(*layers)

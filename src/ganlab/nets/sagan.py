@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from ganlab.nets.layers import SelfAttention2d, sn
+from ganlab.nets.layers import Dropout, SelfAttention2d, sn
 from ganlab.nets.mlp import Head, head_size, squeeze_head
 from ganlab.nets.registry import register
 from ganlab.schema import Integer, Number, Strict
@@ -47,7 +47,7 @@ class SAGANMLPDiscriminator(nn.Module):
         width = math.prod(image_shape)
         for i, h in enumerate(opts.hidden):
             block = self.before if i <= opts.attention_after else self.after
-            block.extend([sn(nn.Linear(width, h), opts.spectral_norm), nn.LeakyReLU(0.2), nn.Dropout(opts.dropout)])
+            block.extend([sn(nn.Linear(width, h), opts.spectral_norm), nn.LeakyReLU(0.2), Dropout(opts.dropout)])
             width = h
         self.attention = SelfAttention2d(opts.attention_channels, spectral=opts.spectral_norm)
         self.out = sn(nn.Linear(width, outputs), opts.spectral_norm)
