@@ -155,11 +155,12 @@ def test_real_vs_real_is_small_and_noise_is_large(fx, capsys):
 
     noise = score(fx, capsys, "--samples", fx["files"] / "noise.npy")
     assert noise["fid"] > 10 * real["fid"] and noise["fid"] > 50
-    # Precision for noise depends on the feature net: 0.008 on this fixture, but 0.50 with a constant-lr net trained for 100
-    # batches. There the noise images collapse to one tight cluster in feature space (per-dim std 0.5 vs 2.4 for
-    # real) inside the k-NN balls of a few real outliers with large radii (6 balls, radii 18-22 vs median 12.6):
-    # the outlier sensitivity of precision that density/coverage were designed to fix (Naeem et al. 2020,
-    # Sec. 3). So precision gets a loose bound; recall/density/coverage (measured 0.000/0.002/0.002) tight ones.
+    # Precision for noise depends on the feature net: 0.008 on this fixture, but 0.50 with a constant-lr net
+    # trained for 100 batches. There the noise images collapse to one tight cluster in feature space (per-dim
+    # std 0.5 vs 2.4 for real) inside the k-NN balls of a few real outliers with large radii (6 balls, radii
+    # 18-22 vs median 12.6): the outlier sensitivity of precision that density/coverage were designed to fix
+    # (Naeem et al. 2020, Sec. 3). So precision gets a loose bound; recall/density/coverage (measured
+    # 0.000/0.002/0.002) tight ones.
     assert noise["precision"] < real["precision"] - 0.3
     assert noise["recall"] < 0.05 and noise["coverage"] < 0.05 and noise["density"] < 0.3
 

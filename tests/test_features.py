@@ -166,8 +166,8 @@ def test_mnist_network_reaches_99_percent_at_paper_scale(tmp_path):
     prepare_dataset("mnist", tmp_path / "raw.npz", tmp_path / "prepared.npz")
     section = read_params(root / "params.yaml")["features"]["mnist"]
     cfg = parse(FeatureNetConfig, section, section="features.mnist")
-    _, info = train_feature_net(cfg, load_prepared(tmp_path / "prepared.npz"), num_epochs=cfg.num_epochs.at("paper"),
-                                device=CPU)  # fmt: skip
+    data = load_prepared(tmp_path / "prepared.npz")
+    _, info = train_feature_net(cfg, data, num_epochs=cfg.num_epochs.at("paper"), device=CPU)
     assert info["test_accuracy"] >= 0.99, info
 
 
