@@ -54,7 +54,8 @@ from ganlab.config import load_experiment, read_params
 from ganlab.data.arrays import to_model
 from ganlab.distributed import SINGLE
 from ganlab.nets.layers import Dropout
-from ganlab.train import CONV_LAYERS, GANStep, build_modules, build_optimizers, channels_last_
+from ganlab.modules import build_modules
+from ganlab.train import CONV_LAYERS, GANStep, build_optimizers, channels_last_
 
 N_IMAGES = 60_000
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W)

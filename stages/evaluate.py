@@ -19,22 +19,42 @@ Without the Inception weights (see stages/fetch_inception.py) every `*_inception
 """
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
+import torch
 
-from ganlab.config import flatten, load_experiment, read_params, swept_key
+from ganlab.config import PipelineConfig, flatten, load_experiment, read_params, swept_key
 from ganlab.data.arrays import load_prepared
-from ganlab.evaluation import inception_scores, score, unavailable_inception_scores
-from ganlab.features import load_feature_net, load_inception_space, load_reference
+from ganlab.evaluation import evaluation_protocol, inception_scores, score, unavailable_inception_scores
+from ganlab.features import FeatureNet, load_feature_net, load_inception_space, load_reference
 from ganlab.images import save_grid
-from ganlab.inception import FEATURE_SPACE as INCEPTION_FEATURE_SPACE
-from ganlab.inception import FID_WEIGHTS_SHA256_PREFIX, InceptionUnavailable
+from ganlab.inception import InceptionUnavailable
 from ganlab.io import read_json, write_json
 from ganlab.paths import seed_path
 from ganlab.runtime import resolve_device, stage_entry
 from ganlab.tracking import stage_run
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What every training seed's samples are scored against and recorded with (loaded once by `main`)."""
+
+    experiment: str
+    method: str
+    pipeline: PipelineConfig
+    recipe: dict[str, Any]  # the experiment's `params` [and its sweep point]
+    net: FeatureNet
+    reference: dict[str, np.ndarray]  # the domain reference (its `n` first test images)
+    test_images: np.ndarray  # uint8 (N, H, W, C)
+    inception: Path  # fetch_inception's weights record
+    inception_reference: Path
+    inception_missing: str | None  # why the Inception weights are unavailable, or None
+    out: Path  # folder of the seed-<s>.json metrics
+    device: torch.device
 
 
 @stage_entry
@@ -65,66 +85,52 @@ def main() -> None:
     key = swept_key(args.experiment, params)
     if key is not None:
         recipe |= {"experiment": cfg.sweep_of, "variant": args.experiment, "sweep": {key: params[args.experiment][key]}}
+    ev = Evaluation(experiment=args.experiment, method=args.method, pipeline=pipeline, recipe=recipe, net=net,
+                    reference=reference, test_images=test_images, inception=args.inception,
+                    inception_reference=args.inception_reference, inception_missing=inception_missing, out=args.out,
+                    device=device)  # fmt: skip
     for i, training_seed in enumerate(pipeline.seeds):
         with np.load(seed_path(args.samples, training_seed, ".npz"), allow_pickle=False) as f:
             images, seeds, checkpoint_sha256 = f["images"], f["seeds"], str(f["checkpoint_sha256"])
-        _evaluate(args, pipeline, images, seeds, checkpoint_sha256, training_seed, recipe, net, reference,
-                  test_images, inception_missing, device, grid=args.grid if i == 0 else None)
+        _evaluate(ev, training_seed=training_seed, images=images, seeds=seeds, checkpoint_sha256=checkpoint_sha256,
+                  grid=args.grid if i == 0 else None)  # fmt: skip
 
 
-def _evaluate(args, pipeline, images, seeds, checkpoint_sha256, training_seed, recipe, net, reference, test_images,
-              inception_missing, device, grid) -> None:
-    evaluate = pipeline.evaluate
-    name = f"{args.experiment}" if args.method == "none" else f"{args.experiment}+{args.method}"
-    run_params = {"experiment": args.experiment, "method": args.method, "seed": training_seed}
+def _score_inception(ev: Evaluation, images: np.ndarray) -> tuple[dict[str, Any], Any]:
+    """(`*_inception` scores, the `inception` argument of `evaluation_protocol`): scores in Inception-v3 pool3 and
+    (space, reference), or "unavailable: <reason>" values and the reason."""
+    try:
+        if ev.inception_missing is not None:
+            raise InceptionUnavailable(ev.inception_missing)
+        inception = load_inception_space(read_json(ev.inception), device=ev.device)
+        real = ev.test_images[: int(ev.reference["n"])]  # the same real images as the domain reference
+        inception_reference = load_reference(ev.inception_reference, inception, real)
+    except InceptionUnavailable as exc:
+        return unavailable_inception_scores(exc.reason), exc.reason
+    nearest_k = ev.pipeline.evaluate.nearest_k
+    metrics = score(images, inception, inception_reference, nearest_k=nearest_k, device=ev.device)
+    return inception_scores(metrics), (inception, inception_reference)
+
+
+def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: np.ndarray, checkpoint_sha256: str,
+              grid: Path | None) -> None:  # fmt: skip
+    evaluate = ev.pipeline.evaluate
+    name = f"{ev.experiment}" if ev.method == "none" else f"{ev.experiment}+{ev.method}"
+    run_params = {"experiment": ev.experiment, "method": ev.method, "seed": training_seed}
     with stage_run("evaluate", f"evaluate@{name}", run_params):
-        metrics = score(images, net, reference, nearest_k=evaluate.nearest_k, device=device)
-        inception_protocol = {"inception_feature_space": INCEPTION_FEATURE_SPACE}
-        try:
-            if inception_missing is not None:
-                raise InceptionUnavailable(inception_missing)
-            inception = load_inception_space(read_json(args.inception), device=device)
-            real = test_images[: int(reference["n"])]  # the same real images as the domain reference
-            inception_reference = load_reference(args.inception_reference, inception, real)
-        except InceptionUnavailable as exc:
-            inception_metrics = unavailable_inception_scores(exc.reason)
-            inception_protocol["inception_weights_sha256"] = None
-        else:
-            inception_metrics = inception_scores(
-                score(images, inception, inception_reference, nearest_k=evaluate.nearest_k, device=device)
-            )
-            inception_protocol |= {
-                "inception_weights_sha256": inception.weights_sha256,
-                "inception_weights_verification": f"sha256 prefix {FID_WEIGHTS_SHA256_PREFIX} + recorded full hash",
-                "inception_reference_key": str(inception_reference["key"]),
-            }
-        result = {
-            "experiment": args.experiment,
-            "method": args.method,
-            **metrics,
-            **inception_metrics,
-            "protocol": {
-                "feature_space": net.name,
-                "feature_weights_sha256": net.weights_sha256,
-                "reference_key": str(reference["key"]),
-                **inception_protocol,
-                "real_split": "test",
-                "n_real": int(reference["n"]),
-                "n_fake": int(len(images)),
-                "nearest_k": evaluate.nearest_k,
-                "seed": evaluate.seed,
-                "first_sample_seed": int(seeds[0]),
-                "training_seed": training_seed,
-                "checkpoint_sha256": checkpoint_sha256,
-                "scale": pipeline.scale,
-            },
-            **recipe,
-        }
+        metrics = score(images, ev.net, ev.reference, nearest_k=evaluate.nearest_k, device=ev.device)
+        inception_metrics, inception = _score_inception(ev, images)
+        provenance = {"first_sample_seed": int(seeds[0]), "training_seed": training_seed,
+                      "checkpoint_sha256": checkpoint_sha256, "scale": ev.pipeline.scale}
+        protocol = evaluation_protocol(ev.net, ev.reference, n_fake=len(images), nearest_k=evaluate.nearest_k,
+                                       seed=evaluate.seed, inception=inception, provenance=provenance)
+        result = {"experiment": ev.experiment, "method": ev.method, **metrics, **inception_metrics,
+                  "protocol": protocol, **ev.recipe}
         mlflow.log_metrics(metrics | {k: v for k, v in inception_metrics.items() if isinstance(v, float)})
         mlflow.log_params({f"protocol.{k}": v for k, v in result["protocol"].items()})
         if grid is not None:
             mlflow.log_artifact(str(save_grid(images[:64], grid)), artifact_path="samples")
-        write_json(seed_path(args.out, training_seed, ".json"), result)
+        write_json(seed_path(ev.out, training_seed, ".json"), result)
     inception_line = (
         ", ".join(f"{k} {v:.4f}" for k, v in inception_metrics.items())
         if isinstance(inception_metrics["fid_inception"], float)

@@ -16,7 +16,7 @@ from ganlab import checkpoint as ckpt_io
 from ganlab.config import ConfigError, load_experiment, read_params
 from ganlab.images import save_grid
 from ganlab.runtime import resolve_device, stage_entry
-from ganlab.train import generator_from_checkpoint
+from ganlab.modules import load_sampler
 from ganlab.visuals import INTERPOLATION_STEPS, check_interpolable, class_interpolation
 
 
@@ -31,7 +31,7 @@ def main() -> None:
 
     pipeline, _ = load_experiment(read_params(args.params), args.experiment)
     device = resolve_device(pipeline.device)
-    generator = generator_from_checkpoint(ckpt_io.load(args.checkpoint, map_location=device), device)
+    generator = load_sampler(ckpt_io.load(args.checkpoint, map_location=device), device)
     try:
         check_interpolable(generator)
     except ValueError as e:  # the recipe (e.g. generator.conditional: false), not the code, is at fault

@@ -24,7 +24,7 @@ from ganlab.io import write_json
 from ganlab.probe import encode, probe_codes, train_subset
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.tracking import stage_run
-from ganlab.train import modules_from_checkpoint
+from ganlab.modules import load_modules
 from ganlab.visuals import RECON_IMAGES, RECON_PER_ROW, reconstructions
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     seed_everything(cfg.probe.seed)
     data = load_prepared(args.data)
     state = ckpt_io.load(args.checkpoint, map_location=device)
-    parts = modules_from_checkpoint(state, device)
+    parts = load_modules(state, device)
     encoder = parts.encoder
     size = cfg.probe.train_size.at(pipeline.scale)
     idx = train_subset(len(data["x_train"]), size, cfg.probe.seed)

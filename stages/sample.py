@@ -15,7 +15,7 @@ from ganlab.io import save_npz_atomic
 from ganlab.paths import CHECKPOINT, seed_path
 from ganlab.runtime import resolve_device, stage_entry
 from ganlab.sampling import evaluation_seeds, generate
-from ganlab.train import generator_from_checkpoint
+from ganlab.modules import load_sampler
 
 
 @stage_entry
@@ -33,7 +33,7 @@ def main() -> None:
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
     for training_seed in pipeline.seeds:
         checkpoint = seed_path(args.checkpoints, training_seed) / CHECKPOINT
-        generator = generator_from_checkpoint(ckpt_io.load(checkpoint, map_location=device), device)
+        generator = load_sampler(ckpt_io.load(checkpoint, map_location=device), device)
         images = generate(generator, seeds, device=device)
         out = seed_path(args.out, training_seed, ".npz")
         save_npz_atomic(out, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),

@@ -23,7 +23,7 @@ from ganlab import plots
 from ganlab.catalogue import METRICS, Stat, SweepPoint
 from ganlab.config import load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
-from ganlab.evaluation import score
+from ganlab.evaluation import evaluation_protocol, score
 from ganlab.features import load_feature_net, load_reference
 from ganlab.io import write_csv, write_json
 from ganlab.postprocess import (
@@ -84,11 +84,10 @@ def main() -> None:
             mlflow.log_metrics({cfg.key: step.x, **metrics, **{k: point[k] for k in curves}}, step=i)
             print(f"sweep@{args.name}: {cfg.key} {step.x}: "
                   + ", ".join(f"{k} {point[k]:.4f}" for k in (*curves, *metrics)))
-        protocol = {"feature_space": net.name, "feature_weights_sha256": net.weights_sha256,
-                    "reference_key": str(reference["key"]), "real_split": "test", "n_real": int(reference["n"]),
-                    "n_fake": len(sample_seeds), "nearest_k": evaluate.nearest_k, "seed": evaluate.seed,
-                    "checkpoint_sha256": checkpoint_sha256, "training_seed": state["config"].get("seed"),
-                    "scale": pipeline.scale}
+        provenance = {"checkpoint_sha256": checkpoint_sha256, "training_seed": state["config"].get("seed"),
+                      "scale": pipeline.scale}
+        protocol = evaluation_protocol(net, reference, n_fake=len(sample_seeds), nearest_k=evaluate.nearest_k,
+                                       seed=evaluate.seed, provenance=provenance)
         series = sweep_series(cfg, points, protocol, scale=pipeline.scale, **shared)
         write_json(args.out, series)
         write_csv(args.csv, [{k: p[k] for k in (cfg.key, *METRICS, *curves)} for p in series["points"]])

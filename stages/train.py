@@ -23,7 +23,8 @@ import mlflow
 
 from ganlab import checkpoint as ckpt_io
 from ganlab import distributed
-from ganlab.config import flatten, load_experiment, read_params
+from ganlab.config import flatten, read_params
+from ganlab.recipe import load_recipe
 from ganlab.data.arrays import load_prepared
 from ganlab.images import save_grid
 from ganlab.io import write_csv, write_json
@@ -53,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = read_params(args.params)
-    pipeline, cfg = load_experiment(params, args.experiment)
-    configs = [load_experiment(params, args.experiment, seed)[1] for seed in pipeline.seeds]
+    pipeline, cfg = load_recipe(params, args.experiment)
+    configs = [load_recipe(params, args.experiment, seed)[1] for seed in pipeline.seeds]
     device = resolve_device(pipeline.device)
     dist = distributed.init_from_env(device)  # one process without torchrun: distributed.SINGLE
     try:
@@ -115,7 +116,7 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
     max_batches = min(caps) if caps else None
     run_params = {
         "experiment": args.experiment,
-        "dataset": pipeline.experiments[args.experiment],
+        "dataset": pipeline.experiments[args.experiment].dataset,
         "seed": cfg.seed,
         "scale": pipeline.scale,
         "num_epochs_run": num_epochs,

@@ -81,7 +81,7 @@ def tiny_params(**experiment: Any) -> dict[str, Any]:
     `mnist`; `experiment` overrides keys of the `tiny:` section."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["device"] = "cpu"
-    params["experiments"] = {"tiny": "mnist"}
+    params["experiments"] = {"tiny": {"dataset": "mnist", "nets": "mlp"}}
     params["probes"] = {}
     params["interpolations"] = {}
     params["tiny"] = {

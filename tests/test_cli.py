@@ -32,7 +32,7 @@ FIXTURE_PARAMS = {
     "scale": "quick",
     "device": "cpu",
     "datasets": ["mnist"],
-    "experiments": {"vanilla": "mnist"},
+    "experiments": {"vanilla": {"dataset": "mnist", "nets": "mlp"}},
     "features": {"mnist": {"arch": "lenet", "feature_dim": 128, "num_epochs": {"quick": 1, "paper": 1}}},
     "evaluate": {"n_samples": {"quick": N_REF, "paper": N_REF}, "nearest_k": 5, "seed": 0, "batch_size": 500},
     "vanilla": {
@@ -377,9 +377,9 @@ def test_sample_writes_grids_for_none_and_truncation(fx, capsys, tmp_path):
     assert truncated.shape == none.shape == (16, 28, 28, 1) and not np.array_equal(truncated, none)
     # the baseline grid is the same G(z(seed)) as `score --generator` draws
     from ganlab.sampling import evaluation_seeds, generate
-    from ganlab.train import generator_from_checkpoint
+    from ganlab.modules import load_sampler
 
-    g = generator_from_checkpoint(torch.load(fx["checkpoint"], weights_only=True), torch.device("cpu"))
+    g = load_sampler(torch.load(fx["checkpoint"], weights_only=True), torch.device("cpu"))
     np.testing.assert_array_equal(none, generate(g, evaluation_seeds(16, 0), device=torch.device("cpu")))
     msg = fails(fx, capsys, "--experiment", "vanilla", "--method", "truncation", "--set", "psy=2",
                 "--out", tmp_path / "x.png", command="sample")  # fmt: skip

@@ -11,11 +11,15 @@ import pytest
 import yaml
 
 from ganlab.config import ConfigError, load_experiment, load_pipeline
+from ganlab.recipe import load_recipe
+
+MNIST_MLP = {"dataset": "mnist", "nets": "mlp"}
 
 
 def _error(params: dict, experiment: str = "vanilla") -> str:
+    # load_recipe: the shape and types (ganlab.config) and the names a recipe picks from the registries
     with pytest.raises(ConfigError) as info:
-        load_experiment(params, experiment)
+        load_recipe(params, experiment)
     return str(info.value)
 
 
@@ -87,7 +91,7 @@ def test_missing_section(params):
 
 
 def test_experiment_on_a_dataset_not_enabled(params):
-    params["experiments"]["vanilla"] = "cifar10"
+    params["experiments"]["vanilla"] = {"dataset": "cifar10", "nets": "mlp"}
     with pytest.raises(ConfigError, match="experiments.vanilla: dataset 'cifar10' is not in datasets"):
         load_pipeline(params)
 
@@ -120,7 +124,7 @@ def test_validate_stage_exits_2_and_touches_nothing(root, params, tmp_path):
 
 
 def test_validate_writes_each_recipe_with_a_sweep_points_base_merged_in(root, params, tmp_path):
-    params["experiments"] = {"gmgan": "mnist", "gmgan_sigma1p1": "mnist"}
+    params["experiments"] = {"gmgan": MNIST_MLP, "gmgan_sigma1p1": MNIST_MLP}
     params["probes"] = params["interpolations"] = {}
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))

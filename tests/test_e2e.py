@@ -3,6 +3,8 @@ SQLite database, then reruns nothing, and an experiment reruns only what its cha
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sqlite3
 import sys
@@ -24,10 +26,11 @@ def _tiny(params: dict) -> None:
     # points the sweep mechanism; the other recipes run the same stages (tests/test_zoo.py builds and steps each
     # of them). Two training seeds: every chain runs per seed and the report aggregates them.
     params["seeds"] = [0, 1]
-    params["experiments"] = {"vanilla": "mnist", "wgan": "mnist", "gmgan": "mnist", "gmgan_sigma1p4": "mnist"}
+    params["experiments"] = {name: {"dataset": "mnist", "nets": "mlp"} for name in ("vanilla", "wgan", "gmgan", "gmgan_sigma1p4")}
+    params["experiments"]["dcgan_mnist"] = {"dataset": "mnist", "nets": "dcgan"}  # the other architecture family
     params["probes"] = {}
     params["interpolations"] = {}
-    for name in ("wgan", "gmgan"):  # gmgan_sigma1p4 is gmgan's recipe with sigma 1.4
+    for name in ("wgan", "gmgan", "dcgan_mnist"):  # gmgan_sigma1p4 is gmgan's recipe with sigma 1.4
         params[name]["num_epochs"]["quick"] = 1
 
 
@@ -112,6 +115,77 @@ def test_second_repro_is_a_no_op(reproduced):
     proc = _run([str(Path(sys.executable).parent / "dvc"), "repro"], dest, env)
     assert "Running stage" not in proc.stdout
     assert "up to date" in proc.stdout
+
+
+def _status(dest: Path, env: dict) -> set[str]:
+    """The stages `dvc status` reports as changed."""
+    return set(json.loads(_run([str(Path(sys.executable).parent / "dvc"), "status", "--json"], dest, env).stdout))
+
+
+@pytest.mark.parametrize("family", ["dcgan", "mlp"])
+def test_a_network_change_reruns_its_family_only(reproduced, family):
+    dest, env, _ = reproduced
+    module = dest / "src/ganlab/nets" / f"{family}.py"
+    original = module.read_text()
+    module.write_text(original + "# a comment\n")
+    try:
+        changed = _status(dest, env)
+    finally:
+        module.write_text(original)
+    assert _status(dest, env) == set()
+    # validate checks every family's architectures (its record does not change on a comment, so nothing reruns
+    # because of it); sampling and training rebuild the networks; evaluation reads samples, not networks
+    if family == "dcgan":
+        assert changed == {"validate", "train@dcgan_mnist", "sample@dcgan_mnist"}
+    else:
+        mlp_chains = {f"{stage}@{exp}" for stage in ("train", "sample") for exp in ("vanilla", "wgan", "gmgan", "gmgan_sigma1p4")}
+        assert mlp_chains <= changed
+        assert not {s for s in changed if "dcgan" in s or s.startswith(("fetch", "prepare", "features"))}
+
+
+VALIDATE_OUTPUTS = ("metrics/params_valid.json", "data/resolved/")
+
+
+def _outputs(dest: Path) -> dict[str, str]:
+    """sha256 of every pipeline output but validate's own record, and of dvc.lock."""
+    files = [p for top in ("data", "metrics", "reports") for p in sorted((dest / top).rglob("*")) if p.is_file()]
+    return {str(p.relative_to(dest)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in [*files, dest / "dvc.lock"] if not str(p.relative_to(dest)).startswith(VALIDATE_OUTPUTS)}
+
+
+def _git_status(dest: Path, env: dict) -> set[str]:
+    out = _run(["git", "status", "--porcelain", "--untracked-files=all"], dest, env).stdout
+    return {line for line in out.splitlines() if not any(own in line for own in VALIDATE_OUTPUTS)}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("batch_size", 1_000_000_000, "vanilla.batch_size: 1000000000 is larger than the training set of mnist"),
+    ("discriminator", {"arch": "dcgan", "ndf": 8}, "vanilla.discriminator.arch: unknown architecture 'dcgan' in nets family 'mlp'"),
+    ("generator", {"arch": "mlp", "nz": 100, "hiden": [64]}, "vanilla.generator.hiden: unknown key"),
+])
+def test_a_value_known_bad_before_training_costs_no_output(reproduced, key, value, message):
+    # DVC deletes a stage's outputs before running it: a value that train@vanilla would refuse must be refused by
+    # validate, before any stage with outputs runs.
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    params_file = dest / "params.yaml"
+    original = params_file.read_text()
+    before, git_before = _outputs(dest), _git_status(dest, env)
+    params = yaml.safe_load(original)
+    params["vanilla"][key] = value
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = _run([dvc, "repro"], dest, env, check=False)
+        ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+        assert ran == {"validate"}
+        assert _outputs(dest) == before
+        assert _git_status(dest, env) == git_before | {" M params.yaml"}
+    finally:
+        params_file.write_text(original)
+    proc = _run([dvc, "repro"], dest, env)  # validate's record comes back; nothing else reruns
+    ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"validate"} and _outputs(dest) == before
 
 
 def test_experiment_reruns_only_the_affected_stages(reproduced):

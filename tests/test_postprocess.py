@@ -39,7 +39,7 @@ from ganlab.train import train_gan
 
 PIPELINE = {
     "datasets": ["mnist"],
-    "experiments": {"vanilla": "mnist"},
+    "experiments": {"vanilla": {"dataset": "mnist", "nets": "mlp"}},
     "features": {"mnist": {"num_epochs": {"quick": 1, "paper": 1}}},
     "evaluate": {"n_samples": {"quick": 10, "paper": 10}},
     "vanilla": {
@@ -49,7 +49,7 @@ PIPELINE = {
         "num_epochs": {"quick": 1, "paper": 1},
     },
 }
-ENTRY = {"experiment": "vanilla", "dataset": "mnist"}
+ENTRY = {"experiment": "vanilla", "dataset": "mnist", "nets": "mlp"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -121,16 +121,18 @@ def test_load_postprocess_checks_experiment_dataset_and_names(pipeline):
     assert ok.runs["vanilla-truncation"].psi == 2.0 and ok.sweeps["v"].values == [0.5, 0.9]
     assert load_postprocess(None, pipeline).runs == {}
     with pytest.raises(ConfigError, match=r"runs\.a\.experiment: no experiment 'wgan'; allowed: \['vanilla'\]"):
-        load_postprocess({"runs": {"a": {"experiment": "wgan", "dataset": "mnist", "method": "none"}}}, pipeline)
+        load_postprocess({"runs": {"a": {"experiment": "wgan", "dataset": "mnist", "nets": "mlp", "method": "none"}}}, pipeline)
     with pytest.raises(ConfigError, match=r"runs\.a\.dataset: 'cifar10', but experiments\.vanilla is 'mnist'"):
-        load_postprocess({"runs": {"a": {"experiment": "vanilla", "dataset": "cifar10", "method": "none"}}}, pipeline)
+        load_postprocess({"runs": {"a": {"experiment": "vanilla", "dataset": "cifar10", "nets": "mlp", "method": "none"}}}, pipeline)
+    with pytest.raises(ConfigError, match=r"runs\.a\.nets: 'dcgan', but experiments\.vanilla is 'mlp'"):
+        load_postprocess({"runs": {"a": {**ENTRY, "nets": "dcgan", "method": "none"}}}, pipeline)
     with pytest.raises(ConfigError, match=r"letters, digits"):
         load_postprocess({"runs": {"a.b": {**ENTRY, "method": "none"}}}, pipeline)
     with pytest.raises(ConfigError, match=r"postprocess\.yaml\.rnus: unknown key"):
         load_postprocess({"rnus": {}}, pipeline)
     sweep = {"method": "truncation", "key": "psi", "values": [1.0]}
     with pytest.raises(ConfigError, match=r"sweeps\.s\.experiment: no experiment 'wgan'; allowed: \['vanilla'\]"):
-        load_postprocess({"sweeps": {"s": {**sweep, "experiment": "wgan", "dataset": "mnist"}}}, pipeline)
+        load_postprocess({"sweeps": {"s": {**sweep, "experiment": "wgan", "dataset": "mnist", "nets": "mlp"}}}, pipeline)
     with pytest.raises(ConfigError, match=r"postprocess\.yaml:sweeps\.a\.b: entry names may hold only letters"):
         load_postprocess({"sweeps": {"a.b": {**ENTRY, **sweep}}}, pipeline)
 

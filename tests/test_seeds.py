@@ -40,7 +40,7 @@ def test_a_seed_inside_a_section_is_refused_naming_the_list(params):
 
 
 def test_an_experiment_name_with_a_dot_is_refused(params):
-    params["experiments"]["gmgan_sigma1.4"] = "mnist"
+    params["experiments"]["gmgan_sigma1.4"] = {"dataset": "mnist", "nets": "mlp"}
     params["gmgan_sigma1.4"] = {"sweep_of": "gmgan", "sigma": 1.4}
     assert "experiments.gmgan_sigma1.4: an experiment name may hold letters, digits, _ and - only" in _pipeline_error(params)
 

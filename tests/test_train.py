@@ -12,7 +12,15 @@ from ganlab import checkpoint as ckpt_io
 from ganlab.config import ConfigError, ExperimentConfig
 from ganlab.losses import LOSSES, Loss, gradient_penalty
 from ganlab.runtime import DivergedError
-from ganlab.train import build_gan, channels_last_, train_gan
+from ganlab.modules import build_modules
+from ganlab.train import channels_last_, train_gan
+
+
+
+
+def build_gan(cfg, image_shape, num_classes, device):
+    parts = build_modules(cfg, image_shape, num_classes, device)
+    return parts.generator, parts.discriminator
 
 CPU = torch.device("cpu")
 

@@ -10,7 +10,8 @@ from torch import nn
 from ganlab.config import ExperimentConfig
 from ganlab.losses import LOSSES, Loss
 from ganlab.runtime import DivergedError
-from ganlab.train import GANStep, build_modules, build_optimizers, per_sample, train_gan
+from ganlab.modules import build_modules
+from ganlab.train import GANStep, build_optimizers, per_sample, train_gan
 
 CPU = torch.device("cpu")
 

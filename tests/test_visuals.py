@@ -13,7 +13,8 @@ from ganlab.config import ExperimentConfig
 from ganlab.data.arrays import to_model, to_uint8
 from ganlab.nets.dcgan import crop_from_canvas
 from ganlab.images import grid
-from ganlab.train import GANModules, build_modules, modules_from_checkpoint, train_gan
+from ganlab.modules import GANModules, build_modules, load_modules
+from ganlab.train import train_gan
 from ganlab.visuals import check_interpolable, class_interpolation, cyclic_pairs, label_vector_of, reconstructions
 from repo_copy import run_stage, stage_env, tiny_params, write_params, write_tiny_dataset
 
@@ -263,6 +264,6 @@ def test_probe_stage_writes_the_reconstruction_grid(tmp_path):
     with np.load(data) as f:
         x_test = f["x_test"]
     np.testing.assert_array_equal(png[2:30, 2:30], x_test[0, :, :, 0])  # top-left: the first test image, exactly
-    parts = modules_from_checkpoint(ckpt_io.load(checkpoint), CPU)  # the same grid, computed in this process
+    parts = load_modules(ckpt_io.load(checkpoint), CPU)  # the same grid, computed in this process
     expected = reconstructions(parts.encoder, parts.generator, x_test[:32], CPU, per_row=8)
     np.testing.assert_array_equal(png, grid(expected, nrow=8)[..., 0])

@@ -17,7 +17,9 @@ from ganlab.nets.priors import StaticMixturePrior, SupervisedMixturePrior, build
 from ganlab.nets.registry import build_net
 from ganlab.samplers.latent import seeded_normal
 from ganlab.sampling import evaluation_seeds, generate
-from ganlab.train import build_modules, generator_from_checkpoint, train_gan
+from ganlab.modules import build_modules, load_sampler
+from ganlab.recipe import check_recipe
+from ganlab.train import train_gan
 
 CPU = torch.device("cpu")
 # (image shape (H, W, C), number of classes) of each dataset, for tiny synthetic stand-ins
@@ -27,7 +29,7 @@ DATASETS = {"mnist": ((28, 28, 1), 10), "sheep": ((28, 28, 1), 1), "cifar10": ((
 
 def _dataset_of(name: str, params: dict) -> str:
     if name in params["experiments"]:
-        return params["experiments"][name]
+        return params["experiments"][name]["dataset"]
     return next(d for d in ("cifar10", "sheep", "afhq") if d in name)
 
 
@@ -48,7 +50,7 @@ def test_every_section_is_listed_or_documented_off(params):
     off = sections - set(params["experiments"])
     assert off == {"dcgan_cifar10", "dcgan_sheep", "dcgan_afhq", "dcgan_afhq_ngen2", "dcgan_afhq_ngen10",
                    "dcgan_afhq_ngen15", "cwgan_afhq", "bigan_afhq"}
-    assert all(d == "mnist" for d in params["experiments"].values())
+    assert all(entry["dataset"] == "mnist" for entry in params["experiments"].values())
     assert params["gmgan"]["sigma"] == 1.7 and params["gmgan"]["prior"] == "supervised_mixture"
 
 
@@ -86,7 +88,7 @@ def test_each_section_builds_and_one_training_step_changes_every_network(name, p
         changed = [k for k in weights if not torch.equal(old[k], new[k])]
         assert changed, f"{name}: no {part} weight changed after one step"
     # the sampler rebuilt from the checkpoint produces images of the dataset's shape
-    sampler = generator_from_checkpoint(state, CPU)
+    sampler = load_sampler(state, CPU)
     out = generate(sampler, evaluation_seeds(3, 0), device=CPU)
     assert out.shape == (3, h, w, c) and out.dtype == np.uint8
 
@@ -242,7 +244,7 @@ def test_mixture_samples_are_batch_size_invariant_and_components_come_from_seeds
     rng = np.random.default_rng(0)
     state = train_gan(cfg, rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 32),
                       num_epochs=1, device=CPU, checkpoint_path=tmp_path / "c.pt", num_classes=10)
-    sampler = generator_from_checkpoint(state, CPU)
+    sampler = load_sampler(state, CPU)
     torch.testing.assert_close(sampler.prior.mu.weight, state["prior"]["mu.weight"])  # the learned mixture
     seeds = evaluation_seeds(40, 2)
     # the generator's input (component from the seed, latent from the seed, mixture map) is bit-identical at
@@ -328,5 +330,6 @@ def test_recipe_mismatches_are_config_errors():
         ({"class_loss_weight": 1.5}, "class_loss_weight: only used by loss 'gmgan_sep'"),
     ]
     for extra, message in cases:
+        # ganlab.recipe checks the names against the registries (ConfigError is a ValueError)
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            ExperimentConfig.model_validate({**base, **extra})
+            check_recipe(ExperimentConfig.model_validate({**base, **extra}), "x")

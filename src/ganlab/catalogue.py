@@ -15,6 +15,11 @@ numbers, mean ± std over seeds) and calls `judge(claim, results)`, which return
 A claim with several parts (e.g. "better on FID and recall") is the conjunction of its parts: not run if
 any part is not run, else refuted if any part is refuted, else inconclusive if any part is, else confirmed.
 Verdicts are computed, never written by hand.
+
+The catalogue also says what the report shows (`ganlab.report` renders it and names no section itself): each
+`Section`'s results table and its extra `blocks` (`ReportedTable`, `SweepSummary`, `ProbeTable`, `Note`), the
+sweep figures (`SWEEP_FIGURES`), the extra grid images (`GRID_FIGURES`), and which evaluation files are sweep
+points (`SWEEPS_BY_METHOD`, `SWEEPS_BY_EXPERIMENT`).
 """
 
 from __future__ import annotations
@@ -51,41 +56,7 @@ class Reported:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Section:
-    key: str
-    title: str
-    sources: tuple[str, ...]
-    experiments: tuple[str, ...]  # our experiment names belonging to this section, in table order
-    methods: tuple[str, ...] = ("none",)
-
-
-SECTIONS: tuple[Section, ...] = (
-    Section(
-        "A",
-        "A. MNIST, fixed MLP generator",
-        ("000", "003"),
-        ("vanilla", "vanilla_bn", "wgan", "wgan_gp", "hinge_bn", "sagan", "gmgan_static"),
-    ),
-    Section(
-        "B",
-        "B. Post-processing of trained MNIST generators",
-        ("003",),
-        ("vanilla", "wgan"),
-        ("none", "drs", "dgflow", "ddls", "truncation"),
-    ),
-    Section("C", "C. Supervised dynamic GM-GAN on MNIST", ("004",), ("gmgan", "gmgan_sep")),
-    Section(
-        "D",
-        "D. DCGAN family",
-        ("001", "002"),
-        (
-            "dcgan_mnist", "dcgan_mnist_imbalance_g", "dcgan_mnist_imbalance_d", "dcgan_mnist_torchinit",
-            "dcgan_mnist_nz10", "dcgan_mnist_nz1000", "cdcgan_mnist", "cdcgan_mnist_noyd", "bigan_mnist",
-            "dcgan_cifar10", "dcgan_sheep", "dcgan_afhq", "cwgan_afhq", "bigan_afhq",
-        ),
-    ),
-)
+UNSTATED_BASE = "?"  # `Reported.experiment` when the source does not say which generator a method was applied to
 
 REPORTED: tuple[Reported, ...] = (
     Reported("A", "vanilla", "none", "000", 29.28, 0.54, 0.23),
@@ -102,7 +73,7 @@ REPORTED: tuple[Reported, ...] = (
     Reported("B", "wgan", "none", "003", 40.78, 0.34, 0.29, "baseline"),
     Reported("B", "wgan", "drs", "003", 38.02, 0.51, 0.25, "threshold 0.7"),
     Reported("B", "wgan", "dgflow", "003", 40.02, 0.47, 0.25, "KL, η=0.1, γ=0.01, 25 steps"),
-    Reported("B", "?", "ddls", "003", 51.66, None, None, "base generator not stated; E(z)=‖z‖²/2 − d(G(z))"),
+    Reported("B", UNSTATED_BASE, "ddls", "003", 51.66, None, None, "base generator not stated; E(z)=‖z‖²/2 − d(G(z))"),
     Reported("B", "vanilla", "truncation", "003", 27.65, 0.42, 0.16, "hard truncation ψ=2.0"),
     Reported("B", "wgan", "truncation", "003", 28.35, 0.49, 0.18, "hard truncation ψ=0.9"),
 )
@@ -140,6 +111,171 @@ BIGAN_REPORTED: dict[str, dict[str, float]] = {
     "bigan_mnist": {"knn1": 0.974},
 }
 PROBES = ("svm", "linear", "knn1")
+
+
+# --- What the report shows besides each section's results table ------------------------------------------
+# Plain data, no rendering: `ganlab.report` turns each kind into Markdown/HTML blocks through its registry
+# `SECTION_BLOCKS`, so a new section, or a new table in one, is an edit of this module only.
+
+
+@dataclass(frozen=True)
+class Note:
+    """A paragraph, shown as written."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ReportedTable:
+    """A table a source report printed: the `caption` paragraph, then the rows, each cell written with its
+    column's `format()` spec (`formats[i]`, e.g. "g" or ".2f"); a None cell (not reported) is written "–"."""
+
+    caption: str
+    headers: tuple[str, ...]
+    formats: tuple[str, ...]
+    rows: tuple[tuple[float | None, ...], ...]
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """One sentence with our sweep series (experiment, method, key), point by point: P, R and FID at each swept
+    value (mean ± std over seeds), or "not run". `symbol` is how the text writes the swept value, e.g. "σ₀"."""
+
+    symbol: str
+    experiment: str
+    method: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ProbeTable:
+    """Encoder-probe accuracies under the subheading `title`: for every experiment probed by us or in `reported`
+    (sorted), our row (mean ± std) and the reported row, one column per probe name in `probes`."""
+
+    title: str
+    reported: Mapping[str, Mapping[str, float]]
+    probes: tuple[str, ...]
+
+
+SectionBlock = Note | ReportedTable | SweepSummary | ProbeTable
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the catalogue and of the report: its results table lists `experiments` × `methods` (ours
+    beside the `REPORTED` rows of the same key), then its `blocks` in order."""
+
+    key: str
+    title: str
+    sources: tuple[str, ...]
+    experiments: tuple[str, ...]  # our experiment names belonging to this section, in table order
+    methods: tuple[str, ...] = ("none",)
+    # A methods × bases grid: a row with a method other than "none" is kept only when it was run or reported.
+    hide_unrun_methods: bool = False
+    blocks: tuple[SectionBlock, ...] = ()
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "A",
+        "A. MNIST, fixed MLP generator",
+        ("000", "003"),
+        ("vanilla", "vanilla_bn", "wgan", "wgan_gp", "hinge_bn", "sagan", "gmgan_static"),
+    ),
+    Section(
+        "B",
+        "B. Post-processing of trained MNIST generators",
+        ("003",),
+        ("vanilla", "wgan"),
+        ("none", "drs", "dgflow", "ddls", "truncation"),
+        hide_unrun_methods=True,
+    ),
+    Section(
+        "C",
+        "C. Supervised dynamic GM-GAN on MNIST",
+        ("004",),
+        ("gmgan", "gmgan_sep"),
+        blocks=(
+            ReportedTable(
+                "Report 004's σ₀ table (reported):",
+                ("σ₀", "c", "lr", "GM lr", "local FID", "server FID", "P", "R"),
+                ("g", "g", "g", "g", ".2f", ".2f", ".2f", ".2f"),
+                tuple((r.sigma0, r.c, r.lr, r.gm_lr, r.local_fid, r.server_fid, r.precision, r.recall)
+                      for r in GMGAN_SIGMA_TABLE),
+            ),
+            SweepSummary("σ₀", "gmgan", "none", "sigma"),
+            Note("Collapsed runs before the GM-lr fix (reported, GM lr = lr, 150 epochs): " + ", ".join(
+                f"σ₀/c/lr = {s:g}/{c:g}/{lr:g} → FID {fid:g}" for s, c, lr, fid in GMGAN_COLLAPSED) + "."),
+        ),
+    ),
+    Section(
+        "D",
+        "D. DCGAN family",
+        ("001", "002"),
+        (
+            "dcgan_mnist", "dcgan_mnist_imbalance_g", "dcgan_mnist_imbalance_d", "dcgan_mnist_torchinit",
+            "dcgan_mnist_nz10", "dcgan_mnist_nz1000", "cdcgan_mnist", "cdcgan_mnist_noyd", "bigan_mnist",
+            "dcgan_cifar10", "dcgan_sheep", "dcgan_afhq", "cwgan_afhq", "bigan_afhq",
+        ),
+        blocks=(
+            ProbeTable("BiGAN encoder probes (accuracy on E(x))", BIGAN_REPORTED, PROBES),
+            Note("Reported: bigan_afhq from report 002 (SVM 72.85 %, linear 56.13 %); bigan_mnist 1-NN "
+                 "is the BiGAN paper's MNIST anchor (about 97.4 %)."),
+        ),
+    ),
+)
+
+
+# --- Sweeps and figures --------------------------------------------------------------------------------
+
+# Which plain evaluation files (no "sweep" mapping) are points of a sweep: by method, and by experiment (the
+# evaluate stage writes the recipe as `params`, so the base experiment joins the curve of its sweep points).
+SWEEPS_BY_METHOD: dict[str, tuple[str, ...]] = {"drs": ("threshold",), "truncation": ("psi",)}
+SWEEPS_BY_EXPERIMENT: dict[str, tuple[str, ...]] = {"gmgan": ("sigma", "gm_lr")}
+
+
+@dataclass(frozen=True)
+class SweepFigure:
+    """A figure of every sweep series with this `method` and swept `key` (one line per experiment), one panel
+    per metric, drawn to `<figures dir>/<file>`; `reported` adds a source report's points as hollow markers
+    (label -> [(x, {metric: value})])."""
+
+    title: str
+    method: str
+    key: str
+    x_label: str
+    file: str
+    metrics: tuple[str, ...] = ("fid", "precision", "recall")
+    reported: Mapping[str, Sequence[tuple[float, Mapping[str, float]]]] = field(default_factory=dict)
+
+
+# In the order the report's "Figures" part shows them (after the loss curves).
+SWEEP_FIGURES: tuple[SweepFigure, ...] = (
+    SweepFigure(
+        "GM-GAN σ₀ sweep (precision, recall vs σ₀)", "none", "sigma", "σ₀", "gmgan_sigma_sweep.png",
+        metrics=("precision", "recall"),
+        reported={"004": [(r.sigma0, {"precision": r.precision, "recall": r.recall})
+                          for r in GMGAN_SIGMA_TABLE if r.precision is not None]},
+    ),
+    SweepFigure("DRS threshold sweep (FID, precision, recall vs threshold)", "drs", "threshold",
+                "acceptance threshold", "drs_threshold_sweep.png"),
+    SweepFigure("Truncation ψ curve (FID, precision, recall vs ψ)", "truncation", "psi", "ψ", "truncation_psi.png"),
+)
+
+
+@dataclass(frozen=True)
+class GridFigures:
+    """PNGs of the grids folder whose name contains `marker`, shown under `title` in the "Figures" part (one
+    image each, "not run" when there is none) instead of among the sample grids."""
+
+    marker: str
+    title: str
+
+
+GRID_FIGURES: tuple[GridFigures, ...] = (
+    GridFigures("interp", "Conditional GAN class interpolation (class a → b at a fixed latent)"),
+    GridFigures("recon", "BiGAN reconstructions x vs G(E(x))"),
+)
 
 
 # --- Our results, as the predicates see them --------------------------------------------------------

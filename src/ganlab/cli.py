@@ -32,10 +32,10 @@ from pydantic import ValidationError
 from torch import nn
 
 from ganlab import checkpoint as ckpt_io
-from ganlab.config import EvaluateConfig, NetConfig, Scaled, load_pipeline, parse, read_params
+from ganlab.config import EvaluateConfig, NetConfig, load_pipeline, parse, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.data.registry import DATASETS
-from ganlab.evaluation import METRICS, score
+from ganlab.evaluation import METRICS, evaluation_protocol, score
 from ganlab.features import load_feature_net, load_inception_space, load_reference
 from ganlab.inception import InceptionUnavailable
 from ganlab.io import read_json, write_json
@@ -77,7 +77,8 @@ def evaluate_settings(root: Path) -> dict[str, Any]:
 
 
 def load_protocol(root: Path, dataset: str, features: str, device: torch.device):
-    """(feature space, reference dict, protocol dict) of the pipeline's outputs under `root`."""
+    """(feature space, reference dict, reference file) of the pipeline's outputs under `root`: what
+    `evaluation_protocol` records."""
     paths = pipeline_paths(root, dataset)
     missing = [str(p) for k, p in paths.items() if k in ("net", "reference", "prepared") and not p.exists()]
     if missing:
@@ -97,25 +98,10 @@ def load_protocol(root: Path, dataset: str, features: str, device: torch.device)
         reference = load_reference(paths["reference"], net, real)
     except ValueError as e:
         raise BadInputError(f"{e}; rerun `dvc repro features@{dataset}`") from None
-    protocol = {
-        "dataset": dataset,
-        "feature_space": net.name,
-        "feature_weights_sha256": net.weights_sha256,
-        "reference_key": str(reference["key"]),
-        "reference": str(paths["reference"]),
-        "real_split": "test",
-        "n_real": n_real,
-    }
     if features == "domain":
-        return net, reference, protocol
+        return net, reference, paths["reference"]
     space, inception_reference = load_inception_protocol(paths, dataset, real, device)
-    protocol |= {
-        "feature_space": space.name,
-        "feature_weights_sha256": space.weights_sha256,
-        "reference_key": str(inception_reference["key"]),
-        "reference": str(paths["inception_reference"]),
-    }
-    return space, inception_reference, protocol
+    return space, inception_reference, paths["inception_reference"]  # N real: the same first n_real test images
 
 
 def load_inception_protocol(paths: dict[str, Path], dataset: str, real: np.ndarray, device: torch.device):
@@ -148,7 +134,7 @@ def load_generator(path: Path, *, arch: str | None, options: dict[str, Any], ima
     """A generator (eval mode) from a `train_gan` checkpoint ("generator" + "config") or a bare state dict of
     `arch` (our key layout or, for `mlp`, the course's fc1..fc4). `image_shape` is (H, W, C).
     Returns (generator with `.nz`, provenance). BadInputError when the file does not fit."""
-    from ganlab.train import generator_from_checkpoint  # heavy (priors, all nets): only for --generator
+    from ganlab.modules import load_sampler  # heavy (priors, nets): only for --generator
 
     if not path.is_file():
         raise BadInputError(f"{path}: no such file")
@@ -168,7 +154,7 @@ def load_generator(path: Path, *, arch: str | None, options: dict[str, Any], ima
             raise BadInputError(f"{path}: the checkpoint makes (C, H, W) {tuple(state['image_shape'])} images, "
                                 f"the dataset needs {chw}")  # fmt: skip
         try:
-            generator = generator_from_checkpoint(state, device)
+            generator = load_sampler(state, device)
         except (ValidationError, ValueError, KeyError, RuntimeError) as e:
             raise BadInputError(f"{path}: cannot rebuild the checkpoint's generator: {_one_line(e)}") from None
         return generator, info | {"format": "ganlab checkpoint", "arch": saved_arch, "epoch": state.get("epoch")}
@@ -253,8 +239,8 @@ def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     image_shape = DATASETS[args.dataset].image_shape  # (H, W, C)
     settings = evaluate_settings(root)
-    space, reference, protocol = load_protocol(root, args.dataset, args.features, device)
-    n_real = protocol["n_real"]
+    space, reference, reference_file = load_protocol(root, args.dataset, args.features, device)
+    n_real = int(reference["n"])
     n = n_real if args.n is None else args.n
     feature_dim = int(reference["features"].shape[1])
     if n <= feature_dim:
@@ -284,7 +270,9 @@ def cmd_score(args: argparse.Namespace) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="N fake = ")  # singular covariance: ruled out above
         metrics = score(images, space, reference, nearest_k=settings["nearest_k"], device=device)
-    protocol |= {"n_fake": int(len(images)), "nearest_k": settings["nearest_k"], "protocol_params": settings["source"]}
+    protocol = evaluation_protocol(space, reference, n_fake=len(images), nearest_k=settings["nearest_k"],
+                                   dataset=args.dataset, reference_file=reference_file,
+                                   provenance={"protocol_params": settings["source"]})  # fmt: skip
     result = {**metrics, "protocol": protocol, "source": {k: v for k, v in source.items() if v is not None}}
     print_result(result)
     if args.json is not None:
@@ -340,7 +328,7 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     checkpoint = seed_path(root / "data" / "train" / args.experiment, training_seed) / CHECKPOINT
     if not checkpoint.exists():
         raise BadInputError(f"{checkpoint} is missing: run `dvc repro train@{args.experiment}` first")
-    dataset = pipeline.experiments[args.experiment]
+    entry = pipeline.experiments[args.experiment]
     device = resolve_device(args.device)
 
     # the method's options: the pipeline's postprocess.yaml entry for this experiment + method, then --set
@@ -352,18 +340,15 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
                 break
     overrides = parse_options(args.set)
     method = pp.METHODS.get(args.method)
-    for key, value in overrides.items():  # a plain number for a {quick, paper} option means both scales
-        field = method.config.model_fields.get(key) if method else None
-        kind = getattr(field, "annotation", None)
-        if isinstance(kind, type) and issubclass(kind, Scaled) and not isinstance(value, dict):
-            overrides[key] = {"quick": value, "paper": value}
-    data = base | overrides | {"experiment": args.experiment, "dataset": dataset, "method": args.method}
+    if method is not None:  # a plain number for a {quick, paper} option means both scales
+        overrides = {key: pp.at_both_scales(method.config, key, value) for key, value in overrides.items()}
+    data = base | overrides | {"experiment": args.experiment, **entry.model_dump(), "method": args.method}
     cfg = pp.parse_run(data, f"--method {args.method}")
 
     gan = pp.load_gan(ckpt_io.load(checkpoint, map_location=device), device)
     real = None
     if args.method == "drs":
-        real = load_prepared(root / "data" / "prepared" / f"{dataset}.npz")["x_train"]
+        real = load_prepared(root / "data" / "prepared" / f"{entry.dataset}.npz")["x_train"]
     ctx = pp.Context(scale=pipeline.scale, device=device, batch_size=pipeline.evaluate.batch_size, real_images=real)
     images, seeds, info = pp.run_method(cfg, gan, evaluation_seeds(args.n, args.seed), ctx)
     save_grid(images, args.out)
@@ -374,7 +359,7 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     if args.npz is not None:
         save_npz_atomic(args.npz, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),
                         method=args.method)  # fmt: skip
-        print(f"wrote {args.npz} (score it with: ganlab score --samples {args.npz} --dataset {dataset})")
+        print(f"wrote {args.npz} (score it with: ganlab score --samples {args.npz} --dataset {entry.dataset})")
     return info
 
 

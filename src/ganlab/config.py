@@ -7,6 +7,10 @@ starts. A misspelled key, a wrong type or an out-of-range value raises `ConfigEr
 YAML note: PyYAML (YAML 1.1) reads `2e-4` as the *string* "2e-4" while DVC reads it as a float. A string
 where a number belongs is rejected with a hint to write `2.0e-4`, so the two readers never disagree.
 
+Layering: this module sits at the bottom and imports no network, loss or prior, so that the data stages do not
+depend on them. It checks shapes and types; the names a recipe picks from those registries (loss, architectures
+and their options, prior) are checked by `ganlab.recipe`, which the `validate` stage runs for every experiment.
+
 Scale: values that differ between the quick CPU run and the source reports' setting are written
 `{quick: 3, paper: 100}`; the top-level `scale` key picks one for the whole DAG.
 """
@@ -20,9 +24,6 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ganlab.losses import LOSSES
-from ganlab.nets.registry import validate_net
-from ganlab.nets.priors import PRIOR_FIELDS, PRIORS, check_prior_fields
 from ganlab.schema import (
     ConfigError,
     NonNegativeInt,
@@ -149,46 +150,31 @@ class ExperimentConfig(Strict):
     # recipe with one top-level numeric knob changed (`resolve_section`), e.g. gmgan_sigma1p1 = gmgan with
     # sigma 1.1; the report draws it on the base's curve.
     sweep_of: str | None = None
-    # Set by the stage from the top-level `seeds` list (`load_experiment(..., seed=)`), never in a section.
+    # Set by `load_experiment`, never in a section: the training seed from the top-level `seeds` list, and the
+    # architecture family from `experiments.<name>.nets`.
     seed: NonNegativeInt = 0
+    nets: str | None = None
     grid_size: PositiveInt = 64  # images in the per-epoch sample grid
 
     @model_validator(mode="after")
-    def _known_names(self) -> "ExperimentConfig":
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss: unknown loss {self.loss!r}; allowed: {sorted(LOSSES)}")
-        loss = LOSSES[self.loss]
-        g_opts = validate_net("generator", self.generator)
-        d_opts = validate_net("discriminator", self.discriminator)
-        e_opts = validate_net("encoder", self.encoder) if self.encoder is not None else None
-        check_prior_fields(self.prior, self.model_dump(include=set(PRIOR_FIELDS)))
-        labelled = PRIORS[self.prior][0].labelled
-        head = getattr(d_opts, "head", "real_fake")
-        if loss.multi_logit != (head == "classes_and_fake"):
-            want = "classes_and_fake" if loss.multi_logit else "real_fake"
-            raise ValueError(f"discriminator.head: loss {self.loss!r} needs head {want!r}, got {head!r}")
-        if loss.uses_labels and not labelled:
-            raise ValueError(f"prior: loss {self.loss!r} needs labelled samples; use prior class_normal or "
-                             f"supervised_mixture, not {self.prior!r}")
-        for role, opts in (("generator", g_opts), ("discriminator", d_opts)):
-            if getattr(opts, "conditional", False) and not labelled:
-                raise ValueError(f"{role}.conditional: a conditional network needs a labelled prior "
-                                 f"(class_normal or supervised_mixture), not {self.prior!r}")
-        if loss.g_uses_real != (e_opts is not None):
-            raise ValueError(f"encoder: loss {self.loss!r} " + ("needs an encoder" if loss.g_uses_real
-                             else "does not use an encoder; remove it or use loss 'bigan'"))
-        for role, opts in (("encoder", e_opts), ("discriminator", d_opts)):
-            if opts is not None and hasattr(opts, "nz") and opts.nz != g_opts.nz:
-                raise ValueError(f"{role}.nz: {opts.nz} must equal generator.nz {g_opts.nz}")
+    def _probe_needs_an_encoder(self) -> "ExperimentConfig":
         if self.probe is not None and self.encoder is None:
             raise ValueError("probe: only an experiment with an encoder (BiGAN) can be probed")
-        if self.class_loss_weight is not None and self.loss != "gmgan_sep":
-            raise ValueError(f"class_loss_weight: only used by loss 'gmgan_sep', not {self.loss!r}")
         return self
 
     def epoch_batches(self, scale: str) -> int | None:
         """The per-epoch batch cap at `scale` (None: full epochs)."""
         return None if self.batches_per_epoch is None else self.batches_per_epoch.at(scale)
+
+
+class ExperimentEntry(Strict):
+    """`experiments.<name>:` (and `probes.<name>`, `interpolations.<name>`) — where an experiment runs:
+    `dataset`, and `nets`, the architecture family its networks come from (`ganlab.nets.registry.FAMILIES`:
+    mlp or dcgan, the module src/ganlab/nets/<nets>.py). DVC reads `nets` to make the experiment's stages
+    depend on that module alone; `ganlab.recipe` checks that the recipe's architectures belong to it."""
+
+    dataset: str
+    nets: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
 
 
 class PipelineConfig(Strict):
@@ -200,15 +186,27 @@ class PipelineConfig(Strict):
     device: str = "auto"
     max_batches_per_epoch: PositiveInt | None = None  # debug/smoke knob: cut every epoch short
     datasets: list[str]
-    experiments: dict[str, str]  # experiment name -> dataset name
+    experiments: dict[str, ExperimentEntry]  # experiment name -> {dataset, nets}
     # Every experiment is trained and evaluated once per seed (data/train/<exp>/seed-<s>/, metrics per seed);
     # the report shows mean ± std over them. Post-processing, sweeps and probes use the first seed's generator.
     seeds: list[NonNegativeInt] = [0]
-    probes: dict[str, str] = {}  # BiGAN experiments whose encoder is probed -> dataset (subset of experiments)
-    interpolations: dict[str, str] = {}  # conditional experiments drawn by interpolate@<name> -> dataset
+    # BiGAN experiments whose encoder is probed, conditional experiments drawn by interpolate@<name>: each a copy of
+    # the experiment's `experiments` entry (DVC's stage loops read their dataset and nets from it).
+    probes: dict[str, ExperimentEntry] = {}
+    interpolations: dict[str, ExperimentEntry] = {}
     data: DataConfig = DataConfig()
     features: dict[str, FeatureNetConfig]
     evaluate: EvaluateConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entries_are_mappings(cls, data: Any) -> Any:
+        for key in ("experiments", "probes", "interpolations"):
+            for exp, entry in ((data or {}).get(key) or {}).items() if isinstance(data, dict) else ():
+                if isinstance(entry, str):
+                    raise ValueError(f"{key}.{exp}: write {{dataset: {entry}, nets: mlp}} (or nets: dcgan), the dataset "
+                                     "and the architecture family of the experiment's networks")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "PipelineConfig":
@@ -217,7 +215,8 @@ class PipelineConfig(Strict):
         for name in self.datasets:
             if name not in self.features:
                 raise ValueError(f"features: missing section features.{name} for dataset {name!r}")
-        for exp, dataset in self.experiments.items():
+        for exp, entry in self.experiments.items():
+            dataset = entry.dataset
             if not re.fullmatch(r"[A-Za-z0-9_-]+", exp):  # DVC reads `experiments.a.b` as nested keys
                 raise ValueError(f"experiments.{exp}: an experiment name may hold letters, digits, _ and - only "
                                  "(it is a params key and a path; e.g. gmgan_sigma1p4 for σ₀ 1.4)")
@@ -228,18 +227,13 @@ class PipelineConfig(Strict):
                 )
             if exp not in (self.model_extra or {}):
                 raise ValueError(f"experiments.{exp}: no section `{exp}:` in params.yaml")
-        for exp, dataset in self.probes.items():
-            if self.experiments.get(exp) != dataset:
-                raise ValueError(
-                    f"probes.{exp}: must name an experiment of `experiments` with its dataset "
-                    f"({exp}: {self.experiments.get(exp, '<not in experiments>')})"
-                )
-        for exp, dataset in self.interpolations.items():
-            if self.experiments.get(exp) != dataset:
-                raise ValueError(
-                    f"interpolations.{exp}: must name an experiment of `experiments` with its dataset "
-                    f"({exp}: {self.experiments.get(exp, '<not in experiments>')})"
-                )
+        for key, entries in (("probes", self.probes), ("interpolations", self.interpolations)):
+            for exp, entry in entries.items():
+                if self.experiments.get(exp) != entry:
+                    found = self.experiments[exp].model_dump() if exp in self.experiments else "<not in experiments>"
+                    raise ValueError(f"{key}.{exp}: must name an experiment of `experiments` with its entry "
+                                     f"({exp}: {found})")
+        for exp in self.interpolations:
             section = (self.model_extra or {}).get(exp) or {}
             if not (section.get("generator") or {}).get("conditional") or section.get("prior") != "class_normal":
                 raise ValueError(f"interpolations.{exp}: needs generator.conditional: true and prior: class_normal")
@@ -351,8 +345,11 @@ def load_experiment(params: dict[str, Any], name: str, seed: int | None = None) 
     seed = pipeline.seeds[0] if seed is None else seed
     if seed not in pipeline.seeds:
         raise ConfigError(f"seeds: seed {seed} is not in the list {pipeline.seeds}")
-    cfg = parse(ExperimentConfig, resolve_section(params, name), section=name)
-    return pipeline, cfg.model_copy(update={"seed": seed})
+    section = resolve_section(params, name)
+    if isinstance(section, dict) and "nets" in section:
+        raise ConfigError(f"{name}.nets: the family comes from `experiments.{name}.nets`; remove it from the section")
+    cfg = parse(ExperimentConfig, section, section=name)
+    return pipeline, cfg.model_copy(update={"seed": seed, "nets": pipeline.experiments[name].nets})
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -11,7 +11,8 @@ The entries live in their own params file, `postprocess.yaml` (loaded by dvc.yam
 `params.yaml`'s top level is validated by `ganlab.config.PipelineConfig`, which does not (yet) accept a
 `postprocess` key; the scale, device and protocol still come from params.yaml.
 
-Methods (registry `METHODS`, name -> config model and function):
+Methods (registry `METHODS`, name -> entry model and function; each method's options are one strict config in
+its sampler module, `ganlab.samplers`, from which `entry_model` derives the postprocess.yaml entry):
 
 - ``none``        G(z(seed)), the baseline (identical to stage `sample`).
 - ``truncation``  hard truncation of z: every |z_i| > psi resampled (unit-std convention, StudioGAN's
@@ -58,14 +59,20 @@ from typing import Annotated, Any, Callable, Iterator, Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 from torch import Tensor, nn
 
 from ganlab.config import ConfigError, ExperimentConfig, PipelineConfig, Scaled, parse
 from ganlab.data.arrays import to_model, to_uint8
-from ganlab.nets.registry import build_net, validate_net
+from ganlab.modules import load_modules
+from ganlab.nets.registry import validate_net
 from ganlab.samplers import (
+    DDLSConfig,
+    DGflowConfig,
+    DRSConfig,
+    NoneConfig,
+    TruncationConfig,
     calibrate_discriminator,
     ddls_refine,
     dgflow_refine,
@@ -73,8 +80,7 @@ from ganlab.samplers import (
     seeded_normal,
     truncated_normal,
 )
-from ganlab.samplers.drs import MAX_RUN_SEED
-from ganlab.schema import NonNegativeInt, Number, PositiveFloat, PositiveInt, Strict
+from ganlab.schema import Strict
 
 # Fake samples for the DRS calibration head come from their own seed range, disjoint from evaluation
 # (evaluation seed k uses k * 1e6 + i) and from DRS candidate / burn-in streams (seed * 2**32 + i, i < 2**32).
@@ -86,65 +92,41 @@ TRUNCATION_CONVENTION = (
 )
 
 # ---------------------------------------------------------------------------------------------------
-# Method configs (one strict model per method; `experiment`, `dataset`, `method` are common)
+# Method entries: `{experiment, dataset, method}` + the method's options. Each method's options are one strict
+# config in its sampler module (`ganlab.samplers`); `METHODS` below derives the entry model from it.
 
 class _Entry(Strict):
     experiment: str
-    dataset: str  # must equal experiments[experiment]; dvc.yaml needs it to name the data paths
+    # both must equal the experiment's `experiments` entry; dvc.yaml reads them: the data paths, and the network
+    # module the stage depends on (src/ganlab/nets/<nets>.py)
+    dataset: str
+    nets: str
 
 
-class NoneConfig(_Entry):
-    """The baseline: G(z(seed))."""
-
-    method: Literal["none"]
+ENTRY_KEYS = tuple(_Entry.model_fields)  # where an entry runs, not how: never one of the method's options
 
 
-class TruncationConfig(_Entry):
-    """Hard truncation (BigGAN); psi in units of the prior's std. Catalogue: 2.0 vanilla, 0.9 wgan."""
+class RunConfig(_Entry):
+    """Base of every method's entry model (`METHODS[method].config`, made by `entry_model`)."""
 
-    method: Literal["truncation"]
-    psi: PositiveFloat
-
-
-class DGflowConfig(_Entry):
-    """DGflow; defaults = the official CIFAR-10/STL-10 configs = the catalogue's row (KL, 0.1, 0.01, 25)."""
-
-    method: Literal["dgflow"]
-    f_div: Literal["KL", "logD", "JS"] = "KL"
-    eta: PositiveFloat = 0.1
-    gamma: Number = Field(0.01, ge=0)
-    steps: Scaled[NonNegativeInt] = Scaled[NonNegativeInt](quick=25, paper=25)
+    method: str
 
 
-class DDLSConfig(_Entry):
-    """DDLS (ULA). step_size 0.01 / 1000 steps: commonly quoted, not verified in the paper [M] -> `paper`;
-    quick scale keeps the step size and runs fewer steps (CPU budget)."""
+def entry_model(
+    method: str, options: type[Strict], per_scale: tuple[str, ...] = (), quick: dict[str, Any] | None = None
+) -> type[RunConfig]:
+    """The postprocess.yaml entry of `method`: `{experiment, dataset, method}` + the fields of `options` (same
+    types, bounds and defaults), those named in `per_scale` written `{quick, paper}`: default the option's own
+    default at both scales, or `quick[key]` at the quick scale."""
+    fields: dict[str, Any] = {"method": (Literal[method], ...)}
+    for key, field in options.model_fields.items():
+        if key in per_scale:
+            kind = Scaled[Annotated[(field.annotation, *field.metadata)]]  # the option's type and bounds, per scale
+            fields[key] = (kind, kind(quick=(quick or {}).get(key, field.default), paper=field.default))
+        else:
+            fields[key] = (field.annotation, field)
+    return create_model(f"{options.__name__}Entry", __base__=RunConfig, __module__=__name__, **fields)
 
-    method: Literal["ddls"]
-    step_size: PositiveFloat = 0.01
-    steps: Scaled[NonNegativeInt] = Scaled[NonNegativeInt](quick=20, paper=1000)
-    noise_std: Number = Field(1.0, ge=0)
-    decay: Number = Field(1.0, gt=0, le=1)
-    decay_every: NonNegativeInt = 0
-
-
-class DRSConfig(_Entry):
-    """One DRS run (sources in `ganlab.samplers.drs`). `threshold` in (0, 1): its meaning depends on `mode`
-    (module docstring)."""
-
-    method: Literal["drs"]
-    threshold: Number = Field(0.7, gt=0, lt=1)
-    mode: Literal["percentile", "fixed", "threshold", "confidence", "quantile"] = "quantile"
-    burn_in: PositiveInt = 10_000
-    epsilon: PositiveFloat = 1e-6
-    gamma_percentile: Number = Field(95.0, ge=0, le=100)
-    gamma: Number = 0.0
-    max_candidates: PositiveInt = 1_000_000
-    calibration_n: Scaled[PositiveInt] = Scaled[PositiveInt](quick=10_000, paper=10_000)  # per class
-    stream_seed: NonNegativeInt = Field(0, le=MAX_RUN_SEED)  # candidate stream; 0 = the baseline seeds
-
-
-RunConfig = NoneConfig | TruncationConfig | DGflowConfig | DDLSConfig | DRSConfig
 
 # ---------------------------------------------------------------------------------------------------
 # Sweeps: one numeric option of one method over a list of values
@@ -189,6 +171,15 @@ def _allowed(field: FieldInfo) -> str:
     return kind
 
 
+def at_both_scales(config: type[Strict], key: str, value: Any) -> Any:
+    """`value` given for option `key` of the entry model `config`: a plain value for a `{quick, paper}` option
+    stands for both scales (`{"quick": value, "paper": value}`); anything else is returned as given."""
+    field = config.model_fields.get(key)
+    if field is not None and _scalar_field(field) is not field and not isinstance(value, dict):
+        return {"quick": value, "paper": value}
+    return value
+
+
 def numeric_options(method: str) -> dict[str, FieldInfo]:
     """The options of `method` a sweep may vary: numbers and integers, scale-dependent ones included."""
     fields = METHODS[method].config.model_fields
@@ -212,7 +203,7 @@ class SweepConfig(_Entry):
         # the YAML entry is flat: everything that is not a sweep field is one of the method's options
         if not isinstance(data, dict):
             return data
-        own = {"experiment", "dataset", "method", "key", "values"}
+        own = {*ENTRY_KEYS, "method", "key", "values"}
         options = {k: v for k, v in data.items() if k not in own}
         return {**{k: v for k, v in data.items() if k in own}, "options": options}
 
@@ -239,7 +230,7 @@ class SweepConfig(_Entry):
                     err = other[0]
                     msg = err["msg"].removeprefix("Value error, ")
                     if err["type"] == "extra_forbidden":
-                        fixed = ("experiment", "dataset", "method", self.key)
+                        fixed = (*ENTRY_KEYS, "method", self.key)
                         options = [k for k in config.model_fields if k not in fixed]
                         allowed = ", ".join(options) or f"none (the sweep's {self.key} is the method's only option)"
                         msg = f"unknown option of method {self.method} (misspelled?); allowed: {allowed}"
@@ -254,10 +245,8 @@ class SweepConfig(_Entry):
         return self
 
     def _run_data(self, value: int | float) -> dict[str, Any]:
-        field = METHODS[self.method].config.model_fields[self.key]
-        scaled = _scalar_field(field) is not field
-        return {"experiment": self.experiment, "dataset": self.dataset, "method": self.method, **self.options,
-                self.key: {"quick": value, "paper": value} if scaled else value}
+        return {**{k: getattr(self, k) for k in ENTRY_KEYS}, "method": self.method, **self.options,
+                self.key: at_both_scales(METHODS[self.method].config, self.key, value)}
 
     def run(self, value: int | float) -> RunConfig:
         """The single-run config of the point `value` (as `runs` would parse it)."""
@@ -306,11 +295,11 @@ def _check_experiment(section: str, cfg: _Entry, pipeline: PipelineConfig) -> No
         raise ConfigError(
             f"{section}.experiment: no experiment {cfg.experiment!r}; allowed: {sorted(pipeline.experiments)}"
         )
-    if cfg.dataset != pipeline.experiments[cfg.experiment]:
-        raise ConfigError(
-            f"{section}.dataset: {cfg.dataset!r}, but experiments.{cfg.experiment} is "
-            f"{pipeline.experiments[cfg.experiment]!r}"
-        )
+    entry = pipeline.experiments[cfg.experiment]
+    for key in ("dataset", "nets"):
+        if getattr(cfg, key) != getattr(entry, key):
+            raise ConfigError(f"{section}.{key}: {getattr(cfg, key)!r}, but experiments.{cfg.experiment} is "
+                              f"{getattr(entry, key)!r}")
 
 
 def parse_run(data: Any, section: str) -> RunConfig:
@@ -391,7 +380,7 @@ def load_gan(state: dict[str, Any], device: torch.device) -> FrozenGAN:
             "map is not exposed here (see ganlab.samplers.latent for what each method would do to it)"
         )
     conditional = [role for role, net in (("generator", cfg.generator), ("discriminator", cfg.discriminator))
-                   if getattr(validate_net(role, net), "conditional", False)]
+                   if getattr(validate_net(role, net, cfg.nets), "conditional", False)]
     if getattr(cfg, "encoder", None) is not None:
         conditional.append("encoder (BiGAN: D scores (x, z) pairs)")
     if conditional:
@@ -399,14 +388,10 @@ def load_gan(state: dict[str, Any], device: torch.device) -> FrozenGAN:
             f"postprocess: the checkpoint's {' and '.join(conditional)} does not fit the samplers' contract "
             "(an unconditional N(0, I) generator and a D scoring x alone)"
         )
-    shape, num_classes = tuple(state["image_shape"]), state.get("num_classes", 0)  # dataset classes, unused here
-    generator = build_net("generator", cfg.generator, image_shape=shape, num_classes=num_classes)
-    discriminator = build_net("discriminator", cfg.discriminator, image_shape=shape, num_classes=num_classes)
-    generator.load_state_dict(state["generator"])
-    discriminator.load_state_dict(state["discriminator"])
-    for net in (generator, discriminator):
-        net.to(device).eval().requires_grad_(False)
-    return FrozenGAN(generator, discriminator, int(generator.nz), cfg.loss)
+    parts = load_modules(state, device)  # eval mode
+    for net in (parts.generator, parts.discriminator):
+        net.requires_grad_(False)
+    return FrozenGAN(parts.generator, parts.discriminator, int(parts.generator.nz), cfg.loss)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -431,7 +416,7 @@ def _in_batches(seeds: np.ndarray, batch_size: int, make: Callable[[np.ndarray],
     return np.concatenate(out)
 
 
-def run_none(cfg: NoneConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
+def run_none(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     def make(s: np.ndarray) -> Tensor:
         with torch.no_grad():
             return gan.generator(seeded_normal(s.tolist(), (gan.nz,), ctx.device))
@@ -439,7 +424,7 @@ def run_none(cfg: NoneConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, p
     return _in_batches(seeds, ctx.batch_size, make), seeds, {}
 
 
-def run_truncation(cfg: TruncationConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
+def run_truncation(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     def make(s: np.ndarray) -> Tensor:
         with torch.no_grad():
             return gan.generator(truncated_normal(s.tolist(), (gan.nz,), cfg.psi, ctx.device))
@@ -454,7 +439,7 @@ def _critic_note(gan: FrozenGAN) -> str:
     return f"d = the {gan.loss} critic's raw output, used directly as in the official DGflow code (not a log-ratio)"
 
 
-def run_dgflow(cfg: DGflowConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
+def run_dgflow(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     steps = cfg.steps.at(ctx.scale)
 
     def make(s: np.ndarray) -> Tensor:
@@ -469,7 +454,7 @@ def run_dgflow(cfg: DGflowConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Contex
     return _in_batches(seeds, ctx.batch_size, make), seeds, info
 
 
-def run_ddls(cfg: DDLSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
+def run_ddls(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
     steps = cfg.steps.at(ctx.scale)
 
     def make(s: np.ndarray) -> Tensor:
@@ -488,7 +473,7 @@ def run_ddls(cfg: DDLSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, p
 Calibration = tuple[Callable[[Tensor], Tensor], dict[str, Any]]  # (calibrated logit function, its record)
 
 
-def calibrate(gan: FrozenGAN, cfg: DRSConfig, ctx: Context) -> Calibration:
+def calibrate(gan: FrozenGAN, cfg: RunConfig, ctx: Context) -> Calibration:
     """Fit the logistic head a*D(x) + b on n = cfg.calibration_n real training images vs n samples of the frozen G
     (own seed range); returns (calibrated logit function, the `calibration` record). Depends on `calibration_n`
     only, so a DRS sweep over any other option fits it once."""
@@ -509,7 +494,7 @@ def calibrate(gan: FrozenGAN, cfg: DRSConfig, ctx: Context) -> Calibration:
     return logit_fn, record
 
 
-def run_drs(cfg: DRSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: Calibration | None = None):
+def run_drs(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: Calibration | None = None):
     """DRS keeps len(seeds) accepted candidates; the returned seeds are the accepted latent seeds. `prepared`: a
     calibration from `calibrate` with the same `calibration_n` (None = fit it here)."""
     logit_fn, calibration = prepared if prepared is not None else calibrate(gan, cfg, ctx)
@@ -528,27 +513,44 @@ def run_drs(cfg: DRSConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, pre
 
 @dataclass(frozen=True)
 class Method:
-    config: type[Strict]
+    config: type[RunConfig]  # the postprocess.yaml entry (`entry_model` of the method's options)
     run: Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]
     # per-checkpoint work shared by the points of a sweep: (gan, cfg, ctx) -> `prepared`, and the options it reads
     prepare: Callable[[FrozenGAN, Any, Context], Any] | None = None
     prepared_by: tuple[str, ...] = ()
 
 
+def _method(
+    name: str,
+    options: type[Strict],
+    run: Callable[..., Any],
+    *,
+    per_scale: tuple[str, ...] = (),
+    quick: dict[str, Any] | None = None,
+    prepare: Callable[[FrozenGAN, Any, Context], Any] | None = None,
+    prepared_by: tuple[str, ...] = (),
+) -> Method:
+    """Register method `name` with its options (the sampler's config) and run function; `per_scale`, `quick`: the
+    options written `{quick, paper}` and their quick-scale defaults where they differ (`entry_model`)."""
+    return Method(entry_model(name, options, per_scale, quick), run, prepare, prepared_by)
+
+
 METHODS: dict[str, Method] = {
-    "none": Method(NoneConfig, run_none),
-    "truncation": Method(TruncationConfig, run_truncation),
-    "dgflow": Method(DGflowConfig, run_dgflow),
-    "ddls": Method(DDLSConfig, run_ddls),
-    "drs": Method(DRSConfig, run_drs, prepare=calibrate, prepared_by=("calibration_n",)),
+    "none": _method("none", NoneConfig, run_none),
+    "truncation": _method("truncation", TruncationConfig, run_truncation),
+    "dgflow": _method("dgflow", DGflowConfig, run_dgflow, per_scale=("steps",)),
+    # quick scale: the paper setting's step size and 20 of its 1000 steps (CPU budget)
+    "ddls": _method("ddls", DDLSConfig, run_ddls, per_scale=("steps",), quick={"steps": 20}),
+    "drs": _method("drs", DRSConfig, run_drs, per_scale=("calibration_n",), prepare=calibrate,
+                   prepared_by=("calibration_n",)),
 }
 
 
 def method_params(cfg: Strict, scale: str) -> dict[str, Any]:
-    """The method's options at `scale` (Scaled values resolved), without experiment/dataset."""
+    """The method's options at `scale` (Scaled values resolved), without experiment/dataset/nets."""
     out = {}
     for key, value in cfg:
-        if key in ("experiment", "dataset"):
+        if key in ENTRY_KEYS:
             continue
         out[key] = value.at(scale) if isinstance(value, Scaled) else value
     return out

@@ -1,6 +1,12 @@
 """The results report: our numbers beside the reported ones, every catalogue claim with a computed verdict,
-the BiGAN probe table and the figures, as `reports/results.md` and a self-contained `reports/results.html`
+each section's extra tables and the figures, as `reports/results.md` and a self-contained `reports/results.html`
 (figures embedded as base64 PNG data URIs; no external resource, so it opens offline).
+
+What is shown is declared in `ganlab.catalogue`, never here: the sections (`SECTIONS`, each with its results
+table and its `blocks`: reported tables, sweep summaries, probe tables, notes), the sweep figures
+(`SWEEP_FIGURES`), the extra grid images (`GRID_FIGURES`) and which files join which sweep
+(`SWEEPS_BY_METHOD`, `SWEEPS_BY_EXPERIMENT`). This module loads the inputs and renders each kind of block
+(`SECTION_BLOCKS` maps a block kind to its builder); it names no section and no experiment.
 
 Inputs (every one optional; what is missing is shown as "not run"):
 
@@ -14,13 +20,14 @@ Inputs (every one optional; what is missing is shown as "not run"):
   `{experiment, method, "sweep": "threshold", "points": [{"threshold": 0.5, "fid": …, "precision": …}, …]}`
   is the same thing in one file. Plain evaluation files also join a sweep when they name the swept value in
   `params`, `method_params`, `protocol` or at top level (DRS `threshold`, truncation `psi`, GM-GAN `sigma`
-  and `gm_lr` = `lr_prior`): the evaluate stage writes the recipe as `params`, so the base experiment of a
-  sweep (e.g. gmgan at σ₀ 1.7) joins the curve of its sweep points (gmgan_sigma1p1: `sweep_of: gmgan`).
+  and `gm_lr` = `lr_prior`; which method or experiment sweeps which key: `catalogue.SWEEPS_BY_*`): the
+  evaluate stage writes the recipe as `params`, so the base experiment of a sweep (e.g. gmgan at σ₀ 1.7)
+  joins the curve of its sweep points (gmgan_sigma1p1: `sweep_of: gmgan`).
 - `metrics/train/<exp>.json` (final_loss_d, final_loss_g, per seed under `runs`) and
   `metrics/train/<exp>_losses.csv` (seed, epoch, loss_d, loss_g, seconds; curves are averaged over seeds);
 - `metrics/probe/<exp>.json`: BiGAN encoder probes (svm, linear, 1-NN accuracies, fractions or percent);
-- PNGs in the grids folder: `<exp>-<method>.png` sample grids, and any `*interp*.png` (class interpolation)
-  or `*recon*.png` (BiGAN x vs G(E(x))).
+- PNGs in the grids folder: `<exp>-<method>.png` sample grids, and the images of `catalogue.GRID_FIGURES`
+  (any `*interp*.png`: class interpolation; `*recon*.png`: BiGAN x vs G(E(x))).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ganlab import catalogue as cat
 from ganlab.catalogue import METRICS, Results, Stat, SweepPoint
@@ -46,8 +53,6 @@ SWEEP_ALIASES = {
     "sigma": ("sigma", "sigma0"),
     "gm_lr": ("gm_lr", "lr_gm", "lr_prior"),
 }
-SWEEPS_BY_METHOD = {"drs": ("threshold",), "truncation": ("psi",)}
-SWEEPS_BY_EXPERIMENT = {"gmgan": ("sigma", "gm_lr")}
 PROBE_ALIASES = {
     "svm": "svm", "svm_rbf": "svm", "linear": "linear", "logistic": "linear", "knn1": "knn1", "1nn": "knn1", "nn1": "knn1",
     "one_nn": "knn1", "1-nn": "knn1", "knn": "knn1",
@@ -144,7 +149,7 @@ def collect_sweeps(loaded: Loaded) -> dict[tuple[str, str, str], list[SweepPoint
             if x is not None:
                 buckets[(r["experiment"], r["method"], key, x)].append(r)
     for r in loaded.records:
-        keys = SWEEPS_BY_METHOD.get(r["method"], ()) + SWEEPS_BY_EXPERIMENT.get(r["experiment"], ())
+        keys = cat.SWEEPS_BY_METHOD.get(r["method"], ()) + cat.SWEEPS_BY_EXPERIMENT.get(r["experiment"], ())
         for key in keys:
             x = swept_value(r, key)
             if x is not None:
@@ -272,9 +277,22 @@ def _rep(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+RESULT_HEADERS = ("experiment", "method", "", *METRICS, "note")
+
+
+def _ours_row(exp: str, method: str, ours: Mapping[str, Stat]) -> tuple[str, ...]:
+    return (exp, method, "ours", *(_cell(ours.get(m), 2 if m == "fid" else 3) for m in METRICS))
+
+
+def _reported_row(r: cat.Reported) -> tuple[str, ...]:
+    return ("", "", f"reported ({r.source})", _rep(r.fid, 2), _rep(r.precision, 2), _rep(r.recall, 2), "–", "–"
+            ) + ((r.note,) if r.note else ())
+
+
 def section_rows(section: cat.Section, results: Results) -> list[tuple[str, ...]]:
     """Every experiment × method of the section (ours, or "not run"), each followed by the reported numbers for it,
-    plus any evaluated (experiment, method) of the section's experiments that the catalogue does not list."""
+    plus any evaluated (experiment, method) of the section's experiments that the catalogue does not list, then
+    the reported rows whose base generator the source did not state (with the bases we ran that method on)."""
     reported = [r for r in cat.REPORTED if r.section == section.key]
     keys = [(e, m) for e in section.experiments for m in section.methods]
     keys += sorted(k for k in results.evaluations if k[0] in section.experiments and k not in keys)
@@ -282,20 +300,107 @@ def section_rows(section: cat.Section, results: Results) -> list[tuple[str, ...]
     for exp, method in keys:
         ours = results.evaluations.get((exp, method), {})
         reps = [r for r in reported if (r.experiment, r.method) == (exp, method)]
-        if not ours and not reps and section.key == "B" and method != "none":
-            # §B lists methods × bases; keep only rows that were run or reported.
+        if section.hide_unrun_methods and method != "none" and not ours and not reps:
             continue
-        rows.append((exp, method, "ours", *(_cell(ours.get(m), 2 if m == "fid" else 3) for m in METRICS)))
-        for r in reps:
-            rows.append(("", "", f"reported ({r.source})", _rep(r.fid, 2), _rep(r.precision, 2), _rep(r.recall, 2), "–", "–"
-                         ) + ((r.note,) if r.note else ()))
-    if section.key == "B":
-        for r in reported:
-            if r.experiment == "?":
-                ours = sorted(k for k in results.evaluations if k[1] == r.method)
-                rows.append((f"(base not stated; ours: {', '.join(e for e, _ in ours) or 'not run'})", r.method,
-                             f"reported ({r.source})", _rep(r.fid, 2), "–", "–", "–", "–"))
-    return [row + ("",) * (9 - len(row)) for row in rows]
+        rows.append(_ours_row(exp, method, ours))
+        rows += [_reported_row(r) for r in reps]
+    for r in reported:
+        if r.experiment == cat.UNSTATED_BASE:
+            ours_bases = sorted(k for k in results.evaluations if k[1] == r.method)
+            rows.append((f"(base not stated; ours: {', '.join(e for e, _ in ours_bases) or 'not run'})", r.method,
+                         f"reported ({r.source})", _rep(r.fid, 2), "–", "–", "–", "–"))
+    return [row + ("",) * (len(RESULT_HEADERS) - len(row)) for row in rows]
+
+
+# --- What a section shows after its results table: one builder per kind of `catalogue.SectionBlock` --------
+
+
+def _note(spec: cat.Note, results: Results) -> list[Block]:
+    return [Para(spec.text)]
+
+
+def _reported_table(spec: cat.ReportedTable, results: Results) -> list[Block]:
+    rows = tuple(tuple("–" if v is None else format(v, f) for v, f in zip(row, spec.formats, strict=True)) for row in spec.rows)
+    return [Para(spec.caption), Table(spec.headers, rows)]
+
+
+def _sweep_summary(spec: cat.SweepSummary, results: Results) -> list[Block]:
+    points = results.sweeps.get((spec.experiment, spec.method, spec.key), [])
+    text = ", ".join(
+        f"{spec.symbol}={p.x:g}: P {_cell(p.metrics.get('precision'))}, R {_cell(p.metrics.get('recall'))}, "
+        f"FID {_cell(p.metrics.get('fid'), 2)}" for p in points)
+    return [Para(f"Our {spec.symbol} sweep: " + (text or "not run") + ".")]
+
+
+def _probe_table(spec: cat.ProbeTable, results: Results) -> list[Block]:
+    exps = sorted(set(results.probes) | set(spec.reported))
+    rows = tuple(row for e in exps for row in (
+        (e, "ours", *(_cell(results.probes.get(e, {}).get(p)) for p in spec.probes)),
+        (e, "reported", *(_rep(spec.reported.get(e, {}).get(p), 4) for p in spec.probes)),
+    ))
+    return [Heading(3, spec.title), Table(("experiment", "", *spec.probes), rows)]
+
+
+SECTION_BLOCKS: dict[type, Callable[[Any, Results], list[Block]]] = {
+    cat.Note: _note, cat.ReportedTable: _reported_table, cat.SweepSummary: _sweep_summary, cat.ProbeTable: _probe_table,
+}
+
+
+def section_blocks(section: cat.Section, results: Results) -> list[Block]:
+    """A catalogue section: its heading, its results table (`section_rows`), then its declared `blocks`."""
+    blocks: list[Block] = [
+        Heading(2, section.title + f" (reports {', '.join(section.sources)})"),
+        Table(RESULT_HEADERS, tuple(section_rows(section, results))),
+    ]
+    for spec in section.blocks:
+        build = SECTION_BLOCKS.get(type(spec))
+        if build is None:
+            raise TypeError(f"section {section.key}: no report builder for {type(spec).__name__}; "
+                            f"known kinds: {', '.join(t.__name__ for t in SECTION_BLOCKS)}")
+        blocks += build(spec, results)
+    return blocks
+
+
+# --- The parts of the document around the sections ------------------------------------------------------
+
+
+def _preamble(loaded: Loaded, verdicts: Sequence[tuple[cat.Claim, cat.Verdict]]) -> list[Block]:
+    """Title, provenance, the claim counts, the protocol table and the noise rule."""
+    counts = {s: sum(v.status == s for _, v in verdicts) for s in cat.STATUSES}
+    proto = protocol_summary(loaded.records + loaded.sweep_records)
+    return [
+        Heading(1, "Results"),
+        Para("Generated by the `report` stage (`stages/report.py`) from `metrics/evaluate`, `metrics/train` and "
+             "`metrics/probe`; do not edit by hand. Reported numbers come from the five source reports "
+             "(`shared/seeds/`); their FID was computed by a course server with unknown settings and feature "
+             "network, so only orderings (the claims) are comparable, not the values."),
+        Para("Claims: " + ", ".join(f"{counts[s]} {s}" for s in cat.STATUSES) + f" (of {len(verdicts)})."),
+        Heading(2, "Protocol: the scale and N these numbers were made at"),
+        Table(("scale", "N real", "N fake", "feature space", "weights sha256", "k", "experiments"), tuple(proto))
+        if proto else Para("No evaluation files yet: every number below is \"not run\"."),
+        Para(f"Mean ± std (sample std, ddof 1) over n distinct runs (different training checkpoint or "
+             f"evaluation seed) where n ≥ 2. A difference is called inconclusive when it is smaller than "
+             f"{cat.NOISE_FACTOR:g} × the pooled std √((s₁² + s₂²)/2) of the sides with n ≥ 2."),
+    ]
+
+
+def _claim_blocks(verdicts: Sequence[tuple[cat.Claim, cat.Verdict]]) -> list[Block]:
+    return [Heading(2, "Claims"), Table(
+        ("id", "source", "claim", "tested as", "verdict", "why", "numbers used"),
+        tuple((c.id, c.source, c.text, c.test, f"**{v.status}**", v.detail, "; ".join(f"{k} = {n}" for k, n in v.used) or "–")
+              for c, v in verdicts),
+    )]
+
+
+def _image_blocks(figures: Mapping[str, Path | None], extra_images: Mapping[str, Sequence[Path]],
+                  grids: Sequence[Path]) -> list[Block]:
+    """The drawn figures, the extra grid images by group (one "not run" line for an empty group), the sample grids."""
+    blocks: list[Block] = [Heading(2, "Figures"), *(Image(title, path) for title, path in figures.items())]
+    for title, paths in extra_images.items():
+        blocks += [Image(f"{title}: {p.stem}", p) for p in paths] if paths else [Image(title, None)]
+    blocks.append(Heading(2, "Sample grids"))
+    blocks += [Image(p.stem, p) for p in grids] if grids else [Image("sample grids", None)]
+    return blocks
 
 
 def document(
@@ -308,72 +413,10 @@ def document(
 ) -> list[Block]:
     """The whole report as blocks. Pure: paths are only referenced, never read, here."""
     verdicts = [(c, cat.judge(c, results)) for c in cat.CLAIMS]
-    counts = {s: sum(v.status == s for _, v in verdicts) for s in cat.STATUSES}
-    blocks: list[Block] = [
-        Heading(1, "Results"),
-        Para("Generated by the `report` stage (`stages/report.py`) from `metrics/evaluate`, `metrics/train` and "
-             "`metrics/probe`; do not edit by hand. Reported numbers come from the five source reports "
-             "(`shared/seeds/`); their FID was computed by a course server with unknown settings and feature "
-             "network, so only orderings (the claims) are comparable, not the values."),
-        Para("Claims: " + ", ".join(f"{counts[s]} {s}" for s in cat.STATUSES) + f" (of {len(verdicts)})."),
-        Heading(2, "Protocol: the scale and N these numbers were made at"),
-    ]
-    proto = protocol_summary(loaded.records + loaded.sweep_records)
-    blocks.append(Table(("scale", "N real", "N fake", "feature space", "weights sha256", "k", "experiments"), tuple(proto))
-                  if proto else Para("No evaluation files yet: every number below is \"not run\"."))
-    blocks.append(Para(f"Mean ± std (sample std, ddof 1) over n distinct runs (different training checkpoint or "
-                       f"evaluation seed) where n ≥ 2. A difference is called inconclusive when it is smaller than "
-                       f"{cat.NOISE_FACTOR:g} × the pooled std √((s₁² + s₂²)/2) of the sides with n ≥ 2."))
-
-    blocks.append(Heading(2, "Claims"))
-    blocks.append(Table(
-        ("id", "source", "claim", "tested as", "verdict", "why", "numbers used"),
-        tuple((c.id, c.source, c.text, c.test, f"**{v.status}**", v.detail, "; ".join(f"{k} = {n}" for k, n in v.used) or "–")
-              for c, v in verdicts),
-    ))
-
-    headers = ("experiment", "method", "", *METRICS, "note")
+    blocks = _preamble(loaded, verdicts) + _claim_blocks(verdicts)
     for section in cat.SECTIONS:
-        blocks.append(Heading(2, section.title + f" (reports {', '.join(section.sources)})"))
-        blocks.append(Table(headers, tuple(section_rows(section, results))))
-        if section.key == "C":
-            blocks.append(Para("Report 004's σ₀ table (reported):"))
-            blocks.append(Table(
-                ("σ₀", "c", "lr", "GM lr", "local FID", "server FID", "P", "R"),
-                tuple((f"{r.sigma0:g}", f"{r.c:g}", f"{r.lr:g}", f"{r.gm_lr:g}", _rep(r.local_fid, 2), _rep(r.server_fid, 2),
-                       _rep(r.precision, 2), _rep(r.recall, 2)) for r in cat.GMGAN_SIGMA_TABLE),
-            ))
-            points = results.sweeps.get(("gmgan", "none", "sigma"), [])
-            blocks.append(Para("Our σ₀ sweep: " + (", ".join(
-                f"σ₀={p.x:g}: P {_cell(p.metrics.get('precision'))}, R {_cell(p.metrics.get('recall'))}, FID {_cell(p.metrics.get('fid'), 2)}"
-                for p in points) or "not run") + "."))
-            blocks.append(Para("Collapsed runs before the GM-lr fix (reported, GM lr = lr, 150 epochs): " + ", ".join(
-                f"σ₀/c/lr = {s:g}/{c:g}/{lr:g} → FID {fid:g}" for s, c, lr, fid in cat.GMGAN_COLLAPSED) + "."))
-        if section.key == "D":
-            blocks.append(Heading(3, "BiGAN encoder probes (accuracy on E(x))"))
-            exps = sorted(set(results.probes) | set(cat.BIGAN_REPORTED))
-            blocks.append(Table(
-                ("experiment", "", *cat.PROBES),
-                tuple(row for e in exps for row in (
-                    (e, "ours", *(_cell(results.probes.get(e, {}).get(p)) for p in cat.PROBES)),
-                    (e, "reported", *(_rep(cat.BIGAN_REPORTED.get(e, {}).get(p), 4) for p in cat.PROBES)),
-                )),
-            ))
-            blocks.append(Para("Reported: bigan_afhq from report 002 (SVM 72.85 %, linear 56.13 %); bigan_mnist 1-NN "
-                               "is the BiGAN paper's MNIST anchor (about 97.4 %)."))
-
-    blocks.append(Heading(2, "Figures"))
-    for title, path in figures.items():
-        blocks.append(Image(title, path))
-    for title, paths in extra_images.items():
-        if paths:
-            blocks.extend(Image(f"{title}: {p.stem}", p) for p in paths)
-        else:
-            blocks.append(Image(title, None))
-    blocks.append(Heading(2, "Sample grids"))
-    blocks.extend(Image(p.stem, p) for p in grids)
-    if not grids:
-        blocks.append(Image("sample grids", None))
+        blocks += section_blocks(section, results)
+    blocks += _image_blocks(figures, extra_images, grids)
     if loaded.skipped:
         blocks.append(Para("Ignored files (neither an evaluation nor a sweep series): " + ", ".join(f"`{s}`" for s in loaded.skipped)))
     return blocks
@@ -486,25 +529,24 @@ def write_plot_data(results: Results, curves: Mapping[str, Sequence[Mapping[str,
     return written
 
 
+LOSS_CURVES = "Loss curves (loss_d, loss_g per epoch)"  # the title of `<figures>/loss_curves.png`
+
+
+def sweep_series(results: Results, method: str, key: str) -> dict[str, list[SweepPoint]]:
+    """Label ("<experiment>" or "<experiment>+<method>") -> points, for every sweep with this method and swept key."""
+    return {f"{e}+{m}" if m != "none" else e: list(pts) for (e, m, k), pts in results.sweeps.items() if m == method and k == key}
+
+
 def make_figures(results: Results, curves: Mapping[str, Sequence[Mapping[str, float]]], figures_dir: Path) -> dict[str, Path | None]:
+    """Title -> PNG (None: nothing to draw): the loss curves, then every `catalogue.SWEEP_FIGURES` in order."""
     from ganlab import plots
 
-    def series(method: str, key: str) -> dict[str, list[SweepPoint]]:
-        return {f"{e}+{m}" if m != "none" else e: list(pts) for (e, m, k), pts in results.sweeps.items() if m == method and k == key}
-
     figures_dir = Path(figures_dir)
-    sigma_reported = {"004": [(r.sigma0, {"precision": r.precision, "recall": r.recall})
-                              for r in cat.GMGAN_SIGMA_TABLE if r.precision is not None]}
-    return {
-        "Loss curves (loss_d, loss_g per epoch)": plots.loss_curves(curves, figures_dir / "loss_curves.png"),
-        "GM-GAN σ₀ sweep (precision, recall vs σ₀)": plots.sweep(
-            {k: v for k, v in series("none", "sigma").items()}, x_label="σ₀", metrics=("precision", "recall"),
-            out=figures_dir / "gmgan_sigma_sweep.png", reported=sigma_reported),
-        "DRS threshold sweep (FID, precision, recall vs threshold)": plots.sweep(
-            series("drs", "threshold"), x_label="acceptance threshold", out=figures_dir / "drs_threshold_sweep.png"),
-        "Truncation ψ curve (FID, precision, recall vs ψ)": plots.sweep(
-            series("truncation", "psi"), x_label="ψ", out=figures_dir / "truncation_psi.png"),
-    }
+    figures = {LOSS_CURVES: plots.loss_curves(curves, figures_dir / "loss_curves.png")}
+    for fig in cat.SWEEP_FIGURES:
+        figures[fig.title] = plots.sweep(sweep_series(results, fig.method, fig.key), x_label=fig.x_label,
+                                         metrics=fig.metrics, out=figures_dir / fig.file, reported=fig.reported)
+    return figures
 
 
 def write_report(
@@ -523,12 +565,9 @@ def write_report(
     figures = make_figures(results, curves, figures_dir)
     write_plot_data(results, curves, plots_dir)
     pngs = sorted(Path(grids_dir).glob("*.png")) if Path(grids_dir).is_dir() else []
-    interp = [p for p in pngs if "interp" in p.name]
-    recon = [p for p in pngs if "recon" in p.name]
-    grids = [p for p in pngs if p not in interp and p not in recon]
-    blocks = document(results, loaded, figures=figures, grids=grids, extra_images={
-        "Conditional GAN class interpolation (class a → b at a fixed latent)": interp, "BiGAN reconstructions x vs G(E(x))": recon,
-    })
+    extra_images = {g.title: [p for p in pngs if g.marker in p.name] for g in cat.GRID_FIGURES}
+    grids = [p for p in pngs if not any(g.marker in p.name for g in cat.GRID_FIGURES)]
+    blocks = document(results, loaded, figures=figures, grids=grids, extra_images=extra_images)
     write_text_atomic(out_md, render_markdown(blocks, out_path=out_md))
     write_text_atomic(out_html, render_html(blocks))
     verdicts = tuple((c, cat.judge(c, results)) for c in cat.CLAIMS)

@@ -3,9 +3,9 @@ declares its own options (architectures, samplers). No project imports: anything
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 
 class ConfigError(ValueError):
@@ -41,3 +41,24 @@ class Strict(BaseModel):
     """Base for every config model: unknown keys are errors, values are not coerced from strings."""
 
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+StrictModel = TypeVar("StrictModel", bound=BaseModel)
+
+
+def validated(model: type[StrictModel], **values: Any) -> StrictModel:
+    """`model(**values)` for a library function's keyword arguments: a ValidationError becomes one ValueError
+    naming each bad key (`psi: Input should be greater than 0, got 0.0`), with the allowed values of a choice
+    (`mode: got 'thresh'; allowed: percentile, fixed, ...`)."""
+    try:
+        return model(**values)
+    except ValidationError as e:
+        raise ValueError("; ".join(_describe(model, err) for err in e.errors())) from None
+
+
+def _describe(model: type[BaseModel], err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    field = model.model_fields.get(key)
+    if err["type"] == "literal_error" and field is not None and get_origin(field.annotation) is Literal:
+        return f"{key}: got {err['input']!r}; allowed: {', '.join(str(a) for a in get_args(field.annotation))}"
+    return f"{key}: {err['msg'].removeprefix('Value error, ')}, got {err['input']!r}"

@@ -44,13 +44,14 @@ import torch
 from torch import nn
 
 from ganlab import checkpoint as ckpt_io
-from ganlab.config import ConfigError, ExperimentConfig
-from ganlab.distributed import SINGLE, DistContext, rank_batches, rank_seed
+from ganlab.config import ExperimentConfig
 from ganlab.data.arrays import to_model, to_uint8
+from ganlab.distributed import SINGLE, DistContext, rank_batches, rank_seed
 from ganlab.losses import LOSSES, gradient_penalty
-from ganlab.nets.registry import build_net
-from ganlab.nets.priors import Prior, build_prior
+from ganlab.modules import GANModules, LatentGenerator, build_modules
+from ganlab.recipe import check_recipe
 from ganlab.runtime import DivergedError
+from ganlab.schema import ConfigError
 
 # Keys that may change between an interrupted run and its resumption: they cannot affect the saved state.
 RESUMABLE_CHANGES = frozenset({"num_epochs", "grid_size", "probe"})
@@ -68,66 +69,6 @@ class EpochLog:
     seconds: float
     grid_path: Path | None = None
     extra: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class GANModules:
-    """The trained parts of one recipe. `encoder` is None except for BiGAN; `prior` always exists (the
-    standard-normal prior has no state)."""
-
-    generator: nn.Module
-    discriminator: nn.Module
-    encoder: nn.Module | None
-    prior: Prior
-
-    def sampler(self) -> "LatentGenerator":
-        return LatentGenerator(self.prior, self.generator)
-
-
-class LatentGenerator(nn.Module):
-    """What sampling and post-processing call: ε (B, nz) standard normal [+ k (B,) components] -> images
-    (B, C, H, W) in [-1, 1], i.e. G(prior(ε, k), prior.labels(k)).
-
-    For priors without components (normal, uniform) `k` is None and `forward(ε)` is all it takes. For
-    conditional and mixture priors every sample needs its component: evaluation samples take it from their
-    seed, `components_for(seeds)` (a pure function of the seed, see `Prior.components_from_seeds`), so a
-    sample is the same at any batch size. Post-processing methods that move ε keep k fixed per sample.
-    """
-
-    def __init__(self, prior: Prior, generator: nn.Module):
-        super().__init__()
-        self.prior, self.net = prior, generator
-        self.nz = generator.nz
-        self.num_components = prior.num_components
-
-    def forward(self, eps: torch.Tensor, k: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(self.prior(eps, k), self.prior.labels(k))
-
-    def components_for(self, seeds, device: torch.device | str) -> torch.Tensor | None:
-        return self.prior.components_from_seeds(seeds, device)
-
-
-def build_modules(cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int,
-                  device: torch.device) -> GANModules:
-    """Build every network and the prior from config (G, D, E in that order from the global RNG; the prior's
-    mixture means from their own seeded generator)."""
-    generator = build_net("generator", cfg.generator, image_shape=image_shape, num_classes=num_classes)
-    discriminator = build_net("discriminator", cfg.discriminator, image_shape=image_shape, num_classes=num_classes)
-    encoder = None
-    if cfg.encoder is not None:
-        encoder = build_net("encoder", cfg.encoder, image_shape=image_shape, num_classes=num_classes).to(device)
-    try:
-        prior = build_prior(cfg.prior, nz=generator.nz, num_classes=num_classes, seed=cfg.seed,
-                            num_components=cfg.num_components, sigma=cfg.sigma, c=cfg.c)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return GANModules(generator.to(device), discriminator.to(device), encoder, prior.to(device))
-
-
-def build_gan(cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int, device: torch.device):
-    """(G, D) only: see `build_modules` for the encoder and the prior."""
-    parts = build_modules(cfg, image_shape, num_classes, device)
-    return parts.generator, parts.discriminator
 
 
 def build_optimizers(cfg: ExperimentConfig, parts: GANModules):
@@ -348,6 +289,195 @@ def _first_non_finite(loss_d: torch.Tensor, loss_g: torch.Tensor, g_done: torch.
     return f"generator loss is {value} at epoch {epoch}, step {step}"
 
 
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds, and its only writer and reader during training.
+
+    `to_checkpoint` / `from_checkpoint` define the checkpoint's keys: the weights of every part
+    (`ganlab.modules.PART_KEYS`), both optimisers, the epoch, the config, the data's image shape and class count,
+    the RNG states and the per-epoch history; in a data-parallel run also the world size, every rank's RNG
+    states and the permutation generator. `ganlab.modules.load_modules` reads the networks back for evaluation.
+    """
+
+    cfg: ExperimentConfig
+    parts: GANModules
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    gen: torch.Generator  # latents, GP weights (and, in one process, the permutation)
+    data_gen: torch.Generator  # the permutation (shared by the ranks of a data-parallel run)
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, cfg: ExperimentConfig, data: "TrainingData", num_classes: int, device: torch.device,
+               dist: DistContext) -> "TrainingState":
+        """Fresh networks, optimisers and generators for seed `cfg.seed` (the recipe checked first); puts the
+        convolutional networks and `data` in channels-last order."""
+        check_recipe(cfg, "experiment")
+        parts = build_modules(cfg, data.image_shape, num_classes, device)
+        for m in parts.all():  # same initial weights on every rank (they are already when all ranks seeded alike)
+            dist.broadcast_module_(m)
+        data.images = channels_last_(parts.all(), data.images)
+        opt_g, opt_d = build_optimizers(cfg, parts)
+        # One process: one generator for the permutation and the latents. Data parallel: the permutation from
+        # the shared seed on every rank, latents and dropout from the rank's own seed.
+        gen = torch.Generator(device=device).manual_seed(rank_seed(cfg.seed, dist))
+        data_gen = gen if not dist.enabled else torch.Generator(device=device).manual_seed(cfg.seed)
+        if dist.enabled:
+            torch.manual_seed(rank_seed(cfg.seed, dist))
+        return cls(cfg, parts, opt_g, opt_d, gen, data_gen, data.image_shape, num_classes)
+
+    def to_checkpoint(self, dist: DistContext) -> dict[str, Any]:
+        """The checkpoint dict (a collective in a data-parallel run: every rank must call it)."""
+        rng_ranks = dist.gather(_rng_state(self.gen))
+        state = {
+            **self.parts.state_dicts(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "epoch": self.epoch,
+            "config": self.cfg.model_dump(mode="json"),
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "rng": rng_ranks[0],
+            "history": self.history,
+        }
+        if dist.enabled:
+            state.update(world_size=dist.world_size, rng_ranks=rng_ranks, rng_data=self.data_gen.get_state())
+        return state
+
+    def from_checkpoint(self, saved: dict[str, Any], dist: DistContext) -> None:
+        """Continue from `saved` (checked by `resume_point`): weights, optimisers, RNG states, history."""
+        self.parts.load_state_dicts(saved)
+        self.opt_g.load_state_dict(saved["opt_g"])
+        self.opt_d.load_state_dict(saved["opt_d"])
+        _set_rng_state(self.gen, saved["rng_ranks"][dist.rank] if dist.enabled else saved["rng"])
+        if dist.enabled:
+            self.data_gen.set_state(saved["rng_data"])
+        self.history, self.epoch = list(saved["history"]), saved["epoch"]
+
+
+def resume_point(checkpoint_path: Path, config: dict[str, Any], num_epochs: int, dist: DistContext,
+                 device: torch.device) -> dict[str, Any] | None:
+    """The interrupted run to continue (its checkpoint dict), or None to start afresh (no checkpoint, or a finished
+    one). Raises `ConfigError` when an interrupted run was made with another recipe or world size."""
+    if not checkpoint_path.exists():
+        return None
+    saved = ckpt_io.load(checkpoint_path, map_location=device)
+    if saved["epoch"] >= num_epochs:
+        return None
+    diffs = [d for d in config_differences(saved["config"], config)
+             if d.split(":")[0].split(".")[0] not in RESUMABLE_CHANGES]  # `num_epochs.quick: ...` -> num_epochs
+    if diffs:
+        raise ConfigError(
+            f"{checkpoint_path}: an interrupted run with a different config exists ({'; '.join(diffs)}); "
+            f"delete {checkpoint_path} to start the new config from scratch"
+        )
+    saved_world = saved.get("world_size", 1)
+    if saved_world != dist.world_size:
+        raise ConfigError(
+            f"{checkpoint_path}: an interrupted run with {saved_world} process(es) exists, now "
+            f"{dist.world_size}; resume with the same --nproc_per_node or delete it to start from scratch"
+        )
+    return saved
+
+
+@dataclass
+class TrainingData:
+    """The training set on the device: `batch(idx)` -> float (B, C, H, W) in [-1, 1], `targets` (N,) labels.
+
+    Stored as float (converted once) when it fits `FLOAT_DATASET_MAX_BYTES`, else uint8 converted per batch."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    image_shape: tuple[int, int, int]  # (C, H, W)
+
+    @classmethod
+    def place(cls, images: np.ndarray, labels: np.ndarray, device: torch.device) -> "TrainingData":
+        data = torch.as_tensor(images).to(device)  # (N, H, W, C) uint8
+        if len(images) * math.prod(images.shape[1:]) * 4 <= FLOAT_DATASET_MAX_BYTES:
+            data = to_model(data)  # (N, C, H, W) float32 in [-1, 1], once: the same values as per batch
+        targets = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)
+        return cls(data, targets, (images.shape[3], images.shape[1], images.shape[2]))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.images[idx] if self.images.dtype != torch.uint8 else to_model(self.images[idx])
+
+
+def plan_batches(n: int, cfg: ExperimentConfig, max_batches_per_epoch: int | None, dist: DistContext) -> list[int]:
+    """This rank's batch indices of an epoch (one process: 0, 1, ..., num_batches - 1)."""
+    if cfg.batch_size > n:
+        raise ConfigError(f"batch_size: {cfg.batch_size} is larger than the dataset ({n} images)")
+    num_batches = n // cfg.batch_size
+    if max_batches_per_epoch is not None:
+        num_batches = min(num_batches, max_batches_per_epoch)
+    batches = rank_batches(num_batches, dist)
+    if not batches:
+        raise ConfigError(f"batch_size: {cfg.batch_size} leaves {num_batches} batch(es) per epoch for "
+                          f"{dist.world_size} processes; each needs at least one")
+    return batches
+
+
+def run_epoch(state: TrainingState, trainer: GANStep, data: TrainingData, batches: list[int],
+              check_every: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One epoch over a fresh permutation; returns the per-step losses, on the device: loss_d (S,),
+    loss_g (S, n_gen) and which steps had a G turn (S,) bool. Raises `DivergedError` at the first non-finite
+    loss (checked every `check_every` steps and at the end) or non-finite weights."""
+    cfg, steps, epoch = state.cfg, len(batches), state.epoch + 1
+    for m in state.parts.all():
+        m.train()
+    perm = torch.randperm(len(data), generator=state.data_gen, device=data.images.device)
+    buf_d = torch.zeros(steps, device=perm.device)
+    buf_g = torch.zeros(steps, cfg.n_gen, device=perm.device)
+    g_done = torch.tensor([(s + 1) % cfg.n_critic == 0 for s in range(steps)], device=perm.device)
+    checked = 0
+    for step, batch in enumerate(batches):
+        idx = perm[batch * cfg.batch_size : (batch + 1) * cfg.batch_size]
+        loss_d, loss_g = trainer.step(step, data.batch(idx), data.targets[idx])
+        buf_d[step] = loss_d
+        if loss_g is not None:
+            buf_g[step] = loss_g
+        if step + 1 - checked >= check_every or step + 1 == steps:
+            message = _first_non_finite(buf_d, buf_g, g_done, epoch, checked, step + 1)
+            if message is not None:
+                raise DivergedError(message)
+            checked = step + 1
+    if not all(_all_finite(m) for m in state.parts.all()):
+        raise DivergedError(f"non-finite weights after epoch {epoch}")
+    return buf_d, buf_g, g_done
+
+
+def epoch_record(epoch: int, buf_d: torch.Tensor, buf_g: torch.Tensor, g_done: torch.Tensor,
+                 seconds: float) -> dict[str, float]:
+    """The history row of an epoch: mean D and G losses (summed in Python, in step order) and its seconds."""
+    g_values = buf_g[g_done].flatten().tolist()
+    return {
+        "epoch": epoch,
+        "loss_d": sum(buf_d.tolist()) / max(len(buf_d), 1),
+        "loss_g": sum(g_values) / max(len(g_values), 1),
+        "seconds": seconds,
+    }
+
+
+class EpochGrid:
+    """The per-epoch sample grid: fixed latents (seeded by the training seed) so the same images move across
+    epochs; components 0, 1, ..., K-1, ... for priors with components."""
+
+    def __init__(self, state: TrainingState, device: torch.device):
+        cfg, prior = state.cfg, state.parts.prior
+        grid_gen = torch.Generator(device="cpu").manual_seed(10_000 + cfg.seed)
+        self.eps = torch.randn(cfg.grid_size, state.parts.generator.nz, generator=grid_gen).to(device)
+        self.k = prior.grid_components(cfg.grid_size, device)
+        self.sampler = state.parts.sampler()
+
+    def images(self) -> np.ndarray:
+        return sample_grid(self.sampler, self.eps, self.k)
+
+
 def train_gan(
     cfg: ExperimentConfig,
     images: np.ndarray,
@@ -365,166 +495,44 @@ def train_gan(
 ) -> dict[str, Any]:
     """Train (or resume) a GAN on uint8 `images` (N, H, W, C); returns the final checkpoint dict.
 
-    The dataset lives on `device` (as float when it fits `FLOAT_DATASET_MAX_BYTES`, else uint8 converted per
-    batch; no DataLoader). Raises `ConfigError` if an incomplete checkpoint was made with a different config,
-    `DivergedError` if a loss or weight becomes non-finite, naming the epoch and step of the first non-finite
-    loss (the last good checkpoint is left in place). Losses are checked every `check_every` steps (default:
-    1 on the CPU, 50 on CUDA, where each check waits for the device) and at the end of every epoch.
+    The dataset lives on `device` (`TrainingData`; no DataLoader). Raises `ConfigError` if an incomplete
+    checkpoint was made with a different config, `DivergedError` if a loss or weight becomes non-finite, naming
+    the epoch and step of the first non-finite loss (the last good checkpoint is left in place). Losses are
+    checked every `check_every` steps (default: 1 on the CPU, 50 on CUDA, where each check waits for the device)
+    and at the end of every epoch.
 
     `dist`: this process's place in a torchrun run (`ganlab.distributed`); rank 0 alone writes the checkpoint
     and calls `on_epoch` / `save_grid`; every rank returns the same state. `max_batches_per_epoch` caps the
     global batches of an epoch (shared by the ranks)."""
-    n = len(images)
-    if cfg.batch_size > n:
-        raise ConfigError(f"batch_size: {cfg.batch_size} is larger than the dataset ({n} images)")
-    image_shape = (images.shape[3], images.shape[1], images.shape[2])
-    data = torch.as_tensor(images).to(device)  # (N, H, W, C) uint8
-    if n * math.prod(image_shape) * 4 <= FLOAT_DATASET_MAX_BYTES:
-        data = to_model(data)  # (N, C, H, W) float32 in [-1, 1], once: the same values as per batch
-    batch_of = (lambda idx: data[idx]) if data.dtype != torch.uint8 else (lambda idx: to_model(data[idx]))
-    targets = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(device)  # (N,) dataset labels
-    parts = build_modules(cfg, image_shape, num_classes, device)
-    generator, discriminator, encoder, prior = parts.generator, parts.discriminator, parts.encoder, parts.prior
-    modules = [m for m in (generator, discriminator, encoder, prior) if m is not None]
-    for m in modules:  # same initial weights on every rank (they are already when all ranks seeded alike)
-        dist.broadcast_module_(m)
-    data = channels_last_(modules, data)
-    sampler = parts.sampler()
-    opt_g, opt_d = build_optimizers(cfg, parts)
-    # One process: one generator for the permutation and the latents (as always). Data parallel: the
-    # permutation from the shared seed on every rank, latents and dropout from the rank's own seed.
-    gen = torch.Generator(device=device).manual_seed(rank_seed(cfg.seed, dist))
-    data_gen = gen if not dist.enabled else torch.Generator(device=device).manual_seed(cfg.seed)
-    if dist.enabled:
-        torch.manual_seed(rank_seed(cfg.seed, dist))
-    config = cfg.model_dump(mode="json")
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-
     checkpoint_path = Path(checkpoint_path)
-    if checkpoint_path.exists():
-        saved = ckpt_io.load(checkpoint_path, map_location=device)
-        diffs = [
-            d for d in config_differences(saved["config"], config)
-            if d.split(":")[0].split(".")[0] not in RESUMABLE_CHANGES  # `num_epochs.quick: ...` -> num_epochs
-        ]
-        if saved["epoch"] < num_epochs and diffs:
-            raise ConfigError(
-                f"{checkpoint_path}: an interrupted run with a different config exists ({'; '.join(diffs)}); "
-                f"delete {checkpoint_path} to start the new config from scratch"
-            )
-        saved_world = saved.get("world_size", 1)
-        if saved["epoch"] < num_epochs and saved_world != dist.world_size:
-            raise ConfigError(
-                f"{checkpoint_path}: an interrupted run with {saved_world} process(es) exists, now "
-                f"{dist.world_size}; resume with the same --nproc_per_node or delete it to start from scratch"
-            )
-        if saved["epoch"] < num_epochs:
-            generator.load_state_dict(saved["generator"])
-            discriminator.load_state_dict(saved["discriminator"])
-            if encoder is not None:
-                encoder.load_state_dict(saved["encoder"])
-            prior.load_state_dict(saved["prior"])
-            opt_g.load_state_dict(saved["opt_g"])
-            opt_d.load_state_dict(saved["opt_d"])
-            _set_rng_state(gen, saved["rng_ranks"][dist.rank] if dist.enabled else saved["rng"])
-            if dist.enabled:
-                data_gen.set_state(saved["rng_data"])
-            history, start_epoch = list(saved["history"]), saved["epoch"]
-            if dist.is_main:
-                print(f"resuming {checkpoint_path} from epoch {start_epoch}/{num_epochs}")
-
-    # Fixed latents for the per-epoch grid: the same images move across epochs; components 0, 1, ..., K-1, ...
-    grid_gen = torch.Generator(device="cpu").manual_seed(10_000 + cfg.seed)
-    grid_eps = torch.randn(cfg.grid_size, generator.nz, generator=grid_gen).to(device)
-    grid_k = prior.grid_components(cfg.grid_size, device)
-    num_batches = n // cfg.batch_size
-    if max_batches_per_epoch is not None:
-        num_batches = min(num_batches, max_batches_per_epoch)
-    batches = rank_batches(num_batches, dist)  # one process: 0, 1, ..., num_batches - 1
-    steps_per_epoch = len(batches)
-    if steps_per_epoch == 0:
-        raise ConfigError(f"batch_size: {cfg.batch_size} leaves {num_batches} batch(es) per epoch for "
-                          f"{dist.world_size} processes; each needs at least one")
-    check_every = check_every or (1 if device.type == "cpu" else 50)
-    trainer = GANStep(cfg, parts, opt_g, opt_d, gen, device, dist)
-
-    state: dict[str, Any] = {}
-    for epoch in range(start_epoch, num_epochs):
+    batches = plan_batches(len(images), cfg, max_batches_per_epoch, dist)
+    data = TrainingData.place(images, labels, device)
+    state = TrainingState.create(cfg, data, num_classes, device, dist)
+    saved = resume_point(checkpoint_path, cfg.model_dump(mode="json"), num_epochs, dist, device)
+    if saved is not None:
+        state.from_checkpoint(saved, dist)
+        if dist.is_main:
+            print(f"resuming {checkpoint_path} from epoch {state.epoch}/{num_epochs}")
+    grid = EpochGrid(state, device)
+    trainer = GANStep(cfg, state.parts, state.opt_g, state.opt_d, state.gen, device, dist)
+    checkpoint: dict[str, Any] = {}
+    while state.epoch < num_epochs:
         t0 = time.perf_counter()
-        for m in modules:
-            m.train()
-        perm = torch.randperm(n, generator=data_gen, device=device)
-        # per-step losses stay on the device: (S,), (S, n_gen) and which steps had a G turn
-        buf_d = torch.zeros(steps_per_epoch, device=device)
-        buf_g = torch.zeros(steps_per_epoch, cfg.n_gen, device=device)
-        g_done = torch.tensor([(s + 1) % cfg.n_critic == 0 for s in range(steps_per_epoch)], device=device)
-        checked = 0
-        for step, batch in enumerate(batches):
-            idx = perm[batch * cfg.batch_size : (batch + 1) * cfg.batch_size]
-            loss_d, loss_g = trainer.step(step, batch_of(idx), targets[idx])
-            buf_d[step] = loss_d
-            if loss_g is not None:
-                buf_g[step] = loss_g
-            if step + 1 - checked >= check_every or step + 1 == steps_per_epoch:
-                message = _first_non_finite(buf_d, buf_g, g_done, epoch + 1, checked, step + 1)
-                if message is not None:
-                    raise DivergedError(message)
-                checked = step + 1
-
-        if not all(_all_finite(m) for m in modules):
-            raise DivergedError(f"non-finite weights after epoch {epoch + 1}")
-        for m in modules:  # BatchNorm running statistics: each rank saw its own batches
+        losses = run_epoch(state, trainer, data, batches, check_every or (1 if device.type == "cpu" else 50))
+        for m in state.parts.all():  # BatchNorm running statistics: each rank saw its own batches
             dist.average_buffers_(m)
-        g_values = buf_g[g_done].flatten().tolist()  # summed in Python, in step order (as the values came)
-        record = {
-            "epoch": epoch + 1,
-            "loss_d": sum(buf_d.tolist()) / max(steps_per_epoch, 1),
-            "loss_g": sum(g_values) / max(len(g_values), 1),
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(record)
-        rng_ranks = dist.gather(_rng_state(gen))  # collective: every rank, every epoch
-        state = {
-            "generator": generator.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "encoder": encoder.state_dict() if encoder is not None else {},
-            "prior": prior.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "epoch": epoch + 1,
-            "config": config,
-            "image_shape": list(image_shape),
-            "num_classes": num_classes,
-            "rng": rng_ranks[0],
-            "history": history,
-        }
-        if dist.enabled:
-            state.update(world_size=dist.world_size, rng_ranks=rng_ranks, rng_data=data_gen.get_state())
-        if not dist.is_main:
-            continue
-        ckpt_io.save_atomic(state, checkpoint_path)
-        grid_path = save_grid(sample_grid(sampler, grid_eps, grid_k), epoch + 1) if save_grid else None
-        if on_epoch is not None:
-            on_epoch(EpochLog(epoch + 1, record["loss_d"], record["loss_g"], record["seconds"], grid_path), sampler)
-    return state or ckpt_io.load(checkpoint_path, map_location="cpu")
+        state.epoch += 1
+        state.history.append(epoch_record(state.epoch, *losses, time.perf_counter() - t0))
+        checkpoint = state.to_checkpoint(dist)  # collective: every rank, every epoch
+        if dist.is_main:
+            _after_epoch(checkpoint, checkpoint_path, grid, save_grid, on_epoch)
+    return checkpoint or ckpt_io.load(checkpoint_path, map_location="cpu")
 
 
-def modules_from_checkpoint(state: dict[str, Any], device: torch.device) -> GANModules:
-    """Rebuild every trained part of a checkpoint written by `train_gan`, in eval mode."""
-    cfg = ExperimentConfig.model_validate(state["config"])
-    parts = build_modules(cfg, tuple(state["image_shape"]), state["num_classes"], device)
-    parts.generator.load_state_dict(state["generator"])
-    parts.discriminator.load_state_dict(state["discriminator"])
-    if parts.encoder is not None:
-        parts.encoder.load_state_dict(state["encoder"])
-    parts.prior.load_state_dict(state.get("prior", {}))  # checkpoints before priors: the normal prior (no state)
-    for m in (parts.generator, parts.discriminator, parts.encoder, parts.prior):
-        if m is not None:
-            m.eval()
-    return parts
-
-
-def generator_from_checkpoint(state: dict[str, Any], device: torch.device) -> LatentGenerator:
-    """The checkpoint's sampler, in eval mode: ε (B, nz) [+ k] -> images; see `LatentGenerator`."""
-    return modules_from_checkpoint(state, device).sampler().to(device).eval()
+def _after_epoch(checkpoint: dict[str, Any], path: Path, grid: EpochGrid, save_grid, on_epoch) -> None:
+    """Rank 0 at the end of an epoch: write the checkpoint atomically, then the grid, then report."""
+    ckpt_io.save_atomic(checkpoint, path)
+    record = checkpoint["history"][-1]
+    grid_path = save_grid(grid.images(), record["epoch"]) if save_grid else None
+    if on_epoch is not None:
+        on_epoch(EpochLog(record["epoch"], record["loss_d"], record["loss_g"], record["seconds"], grid_path), grid.sampler)

@@ -24,12 +24,12 @@ import torch
 from torch import nn
 
 from ganlab.data.arrays import to_model, to_uint8
-from ganlab.nets.dcgan import LabelVector
+from ganlab.nets.layers import LabelVector
 from ganlab.samplers.latent import seeded_normal
 from ganlab.sampling import evaluation_seeds
 
-if TYPE_CHECKING:  # type only: importing ganlab.train here would make every user depend on the training loop
-    from ganlab.train import LatentGenerator
+if TYPE_CHECKING:  # type only: importing ganlab.modules here would make every user depend on the networks
+    from ganlab.modules import LatentGenerator
 
 RECON_IMAGES = 32  # the first 32 test images: 8 grid rows of 8 (real, reconstruction, real, ...)
 RECON_PER_ROW = 8
@@ -120,7 +120,7 @@ def class_interpolation(generator: LatentGenerator, *, steps: int = INTERPOLATIO
                         device: torch.device, pairs: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
     """Images of a class-conditional generator along straight lines between class conditioning vectors.
 
-    generator: what `ganlab.train.generator_from_checkpoint` returns (ε [+ k] -> G(prior(ε, k), y)) whose
+    generator: what `ganlab.modules.load_sampler` returns (ε [+ k] -> G(prior(ε, k), y)) whose
     net holds one `LabelVector` (DCGAN `conditional: true`; one-hot or a learned `label_embedding`). Row r is
     the pair (a, b) = pairs[r] (default `cyclic_pairs(C)`); column j is G(z_r, v) with
     v = (1 - t_j)·v(a) + t_j·v(b), t_j = j / (steps - 1), v(·) the generator's own label vector, so column 0 is

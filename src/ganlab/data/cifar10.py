@@ -126,4 +126,5 @@ SPEC = DatasetSpec(
     class_names=CLASS_NAMES,
     member_hashes={name: ("md5", digest) for name, digest in MEMBER_MD5.items()},
     licence="none stated (A. Krizhevsky, 2009)",
+    train_size=50_000,
 )

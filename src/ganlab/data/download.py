@@ -228,45 +228,73 @@ def download(
     if retries < 1:
         raise ValueError(f"retries must be >= 1 (attempts per URL), got {retries}")
     dest = Path(dest)
-    if dest.exists():
-        hashes = hash_file(dest)
-        try:
-            verified = check_hashes(dest, hashes, md5=md5, sha256=sha256)
-        except ChecksumMismatch as exc:
-            log.warning("cached file fails verification, fetching again: %s", exc)
-            dest.unlink()
-        else:
-            origin = _origin_path(dest)
-            url = origin.read_text().strip() if origin.exists() else f"cache:{dest}"
-            return {"path": dest, "url": url, **hashes, "verified": verified, "reused": True}
+    cached = _reuse_verified(dest, md5=md5, sha256=sha256)
+    if cached is not None:
+        return cached
     if not urls:
         raise DownloadError(dest.name, [("(no URL)", "no mirror is known for this file")])
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     attempts: list[tuple[str, str]] = []
     for url in urls:
-        for attempt in range(1, retries + 1):
-            try:
-                _fetch_to_part(url, part, timeout_s)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                transient = _is_transient(exc)
-                attempts.append((url, _describe(exc) + (f" [attempt {attempt}/{retries}]" if transient else "")))
-                log.info("%s failed: %s", url, attempts[-1][1])
-                if not transient:
-                    break  # next mirror
-                if attempt < retries:
-                    time.sleep(backoff_s * 2 ** (attempt - 1))
-                continue
-            hashes = hash_file(part)
-            try:
-                verified = check_hashes(dest.name, hashes, md5=md5, sha256=sha256, source=url)
-            except ChecksumMismatch:
-                part.unlink(missing_ok=True)
-                raise
-            os.replace(part, dest)
-            _origin_path(dest).write_text(url + "\n")
-            return {"path": dest, "url": url, **hashes, "verified": verified, "reused": False}
+        if _fetch_with_retries(url, part, attempts, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s):
+            return _keep_if_verified(part, dest, url, md5=md5, sha256=sha256)
     raise DownloadError(dest.name, attempts)
+
+
+def _reuse_verified(dest: Path, *, md5: str | None, sha256: str | None) -> dict[str, Any] | None:
+    """`download`'s result for an existing `dest` that verifies; None when there is none. One that fails
+    verification is deleted (only verified files are renamed into place, so this is outside damage)."""
+    if not dest.exists():
+        return None
+    hashes = hash_file(dest)
+    try:
+        verified = check_hashes(dest, hashes, md5=md5, sha256=sha256)
+    except ChecksumMismatch as exc:
+        log.warning("cached file fails verification, fetching again: %s", exc)
+        dest.unlink()
+        return None
+    origin = _origin_path(dest)
+    url = origin.read_text().strip() if origin.exists() else f"cache:{dest}"
+    return {"path": dest, "url": url, **hashes, "verified": verified, "reused": True}
+
+
+def _fetch_with_retries(
+    url: str, part: Path, attempts: list[tuple[str, str]], *, timeout_s: float, retries: int, backoff_s: float
+) -> bool:
+    """Up to `retries` attempts of `_fetch_to_part` from one mirror; True once `part` holds a whole body.
+
+    Each failure is appended to `attempts` as (url, description); a permanent one ends this mirror at
+    once, a transient one is retried after `backoff_s * 2**(attempt - 1)` seconds.
+    """
+    for attempt in range(1, retries + 1):
+        try:
+            _fetch_to_part(url, part, timeout_s)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            transient = _is_transient(exc)
+            attempts.append((url, _describe(exc) + (f" [attempt {attempt}/{retries}]" if transient else "")))
+            log.info("%s failed: %s", url, attempts[-1][1])
+            if not transient:
+                return False  # next mirror
+            if attempt < retries:
+                time.sleep(backoff_s * 2 ** (attempt - 1))
+        else:
+            return True
+    return False
+
+
+def _keep_if_verified(part: Path, dest: Path, url: str, *, md5: str | None, sha256: str | None) -> dict[str, Any]:
+    """Hash the finished `part`: on a match rename it to `dest` atomically and record `url` in
+    `<dest>.source`; on a mismatch delete it and raise ChecksumMismatch (`dest` untouched)."""
+    hashes = hash_file(part)
+    try:
+        verified = check_hashes(dest.name, hashes, md5=md5, sha256=sha256, source=url)
+    except ChecksumMismatch:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    _origin_path(dest).write_text(url + "\n")
+    return {"path": dest, "url": url, **hashes, "verified": verified, "reused": False}
 
 
 # ----------------------------------------------------------------------------------------------------

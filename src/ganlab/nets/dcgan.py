@@ -21,6 +21,11 @@ the same label vector broadcast to constant feature maps concatenated to the ima
 
 The conv encoder (BiGAN, report 002: "5 conv layers each followed by ReLU and batchnorm except the last") is
 D's trunk with ReLU instead of LeakyReLU and a final 4×4 convolution to nz channels: (B, C, H, W) -> (B, nz).
+
+`bigan_conv`, the BiGAN joint discriminator D(x, z) for images (AFHQ, report 002: "discriminator is deeper
+than generator and encoder"; Donahue et al. 2017): the DCGAN D trunk embeds x to a (ndf·2^(n-1))·4·4 vector,
+an MLP embeds z, and a joint MLP maps their concatenation to a logit. Forward contract:
+`forward(x: (B, C, H, W), y: ignored, z: (B, nz)) -> (B,)` logits.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganlab.nets.mlp import Head, head_size, squeeze_head
+from ganlab.nets.layers import Dropout, Head, LabelVector, head_size, squeeze_head
 from ganlab.nets.registry import register
-from ganlab.schema import Integer, Strict
+from ganlab.schema import Integer, Number, Strict
 
 Init = Literal["dcgan", "default"]
 BACKGROUND = -1.0  # model-space value of a black pixel: the padding of 28×28 images
@@ -73,23 +78,6 @@ def dcgan_init_(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-
-
-class LabelVector(nn.Module):
-    """y (B,) int64 -> (B, dim) float: one-hot (dim = C) or a learned embedding (dim = `embedding`)."""
-
-    def __init__(self, num_classes: int, embedding: int | None):
-        super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"a conditional network needs a labelled dataset, got num_classes={num_classes}")
-        self.num_classes = num_classes
-        self.embed = nn.Embedding(num_classes, embedding) if embedding else None
-        self.dim = embedding or num_classes
-
-    def forward(self, y: torch.Tensor | None) -> torch.Tensor:
-        if y is None:
-            raise ValueError("this network is conditional: pass a label y per sample")
-        return self.embed(y) if self.embed is not None else F.one_hot(y, self.num_classes).float()
 
 
 class DCGANGeneratorOptions(Strict):
@@ -207,3 +195,42 @@ def build_dcgan_discriminator(opts, *, image_shape, num_classes=0) -> DCGANDiscr
 @register("encoder", "dcgan", DCGANEncoderOptions)
 def build_dcgan_encoder(opts, *, image_shape, num_classes=0) -> DCGANEncoder:
     return DCGANEncoder(opts, image_shape)
+
+
+# ---------------------------------------------------------------------------------------------------
+# bigan_conv: the BiGAN joint discriminator D(x, z) on a DCGAN trunk
+
+
+class BiGANConvDiscriminatorOptions(Strict):
+    nz: Integer = 100
+    ndf: Integer = 32
+    z_hidden: Integer = 512
+    joint_hidden: Integer = 1024
+    dropout: Number = 0.2
+    init: Init = "dcgan"
+
+
+class BiGANConvDiscriminator(nn.Module):
+    def __init__(self, opts: BiGANConvDiscriminatorOptions, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.nz = opts.nz
+        self.side, n = canvas(image_shape)
+        self.trunk, width = conv_trunk(image_shape[0], opts.ndf, n, leaky)  # (B, width, 4, 4)
+        self.z_net = nn.Sequential(nn.Linear(opts.nz, opts.z_hidden), nn.LeakyReLU(0.2), Dropout(opts.dropout))
+        self.joint = nn.Sequential(
+            nn.Linear(width * 16 + opts.z_hidden, opts.joint_hidden), nn.LeakyReLU(0.2), Dropout(opts.dropout),
+            nn.Linear(opts.joint_hidden, 1),
+        )
+        if opts.init == "dcgan":
+            dcgan_init_(self)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:
+            raise ValueError("a BiGAN discriminator scores (x, z) pairs: pass z")
+        hx = self.trunk(pad_to_canvas(x, self.side)).flatten(1)  # (B, width*16)
+        return self.joint(torch.cat([hx, self.z_net(z)], dim=1)).squeeze(1)
+
+
+@register("discriminator", "bigan_conv", BiGANConvDiscriminatorOptions)
+def build_bigan_conv_discriminator(opts, *, image_shape, num_classes=0) -> BiGANConvDiscriminator:
+    return BiGANConvDiscriminator(opts, image_shape)

@@ -1,9 +1,13 @@
-"""Layers shared by several architectures: spectral normalisation, the SAGAN self-attention block and the
-discriminators' dropout."""
+"""Layers shared by the architecture families (`ganlab.nets.mlp`, `ganlab.nets.dcgan`): spectral normalisation,
+the SAGAN self-attention block, the discriminators' dropout, discriminator heads and the label vector of
+conditional networks. A change here reruns every GAN; a change in one family's module reruns that family only."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -58,3 +62,37 @@ class SelfAttention2d(nn.Module):
         attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N_query, N_key), rows sum to 1
         out = (v @ attn.transpose(1, 2)).view(b, c, h, w)  # o_j = Σ_i β_{j,i} h_i
         return x + self.gamma * out
+
+
+Head = Literal["real_fake", "classes_and_fake"]
+
+
+def head_size(head: str, num_classes: int) -> int:
+    """Logits of a discriminator head: 1 (real/fake), or C + 1 (C classes + fake; needs a labelled dataset)."""
+    if head == "real_fake":
+        return 1
+    if num_classes < 2:
+        raise ValueError(f"head 'classes_and_fake' needs a labelled dataset, got num_classes={num_classes}")
+    return num_classes + 1
+
+
+def squeeze_head(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 1) -> (B,) for a real/fake head; (B, C+1) stays."""
+    return logits.squeeze(1) if logits.shape[1] == 1 else logits
+
+
+class LabelVector(nn.Module):
+    """y (B,) int64 -> (B, dim) float: one-hot (dim = C) or a learned embedding (dim = `embedding`)."""
+
+    def __init__(self, num_classes: int, embedding: int | None):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"a conditional network needs a labelled dataset, got num_classes={num_classes}")
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, embedding) if embedding else None
+        self.dim = embedding or num_classes
+
+    def forward(self, y: torch.Tensor | None) -> torch.Tensor:
+        if y is None:
+            raise ValueError("this network is conditional: pass a label y per sample")
+        return self.embed(y) if self.embed is not None else F.one_hot(y, self.num_classes).float()

@@ -8,6 +8,10 @@
 - `drs.drs_sample`               Discriminator Rejection Sampling (Azadi et al. 2019, Alg. 1)
 - `drs.calibrate_discriminator`  logistic head a*d + b so hinge/WGAN critics give a log density ratio
 - `latent.seeded_normal` / `derived_normal` / `derived_uniform`  per-seed randomness (batch-size invariant)
+
+Each method's options are one strict config in its module (`NoneConfig` in latent, `TruncationConfig`,
+`DGflowConfig`, `DDLSConfig`, `DRSConfig`): the functions validate their keyword arguments with it, and
+`ganlab.postprocess` registers it as the method's postprocess.yaml entry.
 """
 
 from ganlab.samplers.ddls import DDLSConfig, ddls_energy, ddls_refine
@@ -21,7 +25,14 @@ from ganlab.samplers.drs import (
     drs_sample,
     fit_logistic_head,
 )
-from ganlab.samplers.latent import batch_invariant_sigmoid, default_prior_energy, derived_normal, derived_uniform, seeded_normal
+from ganlab.samplers.latent import (
+    NoneConfig,
+    batch_invariant_sigmoid,
+    default_prior_energy,
+    derived_normal,
+    derived_uniform,
+    seeded_normal,
+)
 from ganlab.samplers.truncation import TruncationConfig, truncated_normal
 
 __all__ = [
@@ -30,6 +41,7 @@ __all__ = [
     "DRSConfig",
     "DRSInfo",
     "LogisticHead",
+    "NoneConfig",
     "TruncationConfig",
     "batch_invariant_sigmoid",
     "calibrate_discriminator",

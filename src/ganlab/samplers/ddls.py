@@ -31,36 +31,27 @@ Noise at step t for sample `seed` is `derived_normal([seed], "ddls/noise", t, ..
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from ganlab.samplers.latent import as_seed_tensor, default_prior_energy, derived_normal
+from ganlab.schema import NonNegativeInt, Number, PositiveFloat, Strict, validated
 
 
-@dataclass(frozen=True)
-class DDLSConfig:
-    """ULA hyper-parameters for DDLS; see the module docstring for the source of each default."""
+class DDLSConfig(Strict):
+    """ULA options of DDLS (postprocess method `ddls`); see the module docstring for the source of each default."""
 
-    step_size: float = 0.01  # eps, commonly quoted [M]
-    steps: int = 1000  # commonly quoted [M]
-    noise_std: float = 1.0  # exact ULA
-    decay: float = 1.0  # multiplicative decay of eps and of the noise scaler; 1.0 = none
-    decay_every: int = 0  # apply `decay` every this many steps; 0 = never
+    step_size: PositiveFloat = 0.01  # eps, commonly quoted [M]
+    steps: NonNegativeInt = 1000  # commonly quoted [M]
+    noise_std: Number = Field(1.0, ge=0)  # 1.0 = exact ULA
+    decay: Number = Field(1.0, gt=0, le=1)  # multiplicative decay of eps and of the noise scaler; 1.0 = none
+    decay_every: NonNegativeInt = 0  # apply `decay` every this many steps; 0 = never
 
-    def __post_init__(self) -> None:
-        if not (self.step_size > 0):
-            raise ValueError(f"step_size: must be > 0, got {self.step_size}")
-        if self.steps < 0:
-            raise ValueError(f"steps: must be >= 0, got {self.steps}")
-        if not (self.noise_std >= 0):
-            raise ValueError(f"noise_std: must be >= 0, got {self.noise_std}")
-        if not (0 < self.decay <= 1):
-            raise ValueError(f"decay: must be in (0, 1], got {self.decay}")
-        if self.decay_every < 0:
-            raise ValueError(f"decay_every: must be >= 0 (0 = no decay), got {self.decay_every}")
+
+_DEFAULT = DDLSConfig()
 
 
 def ddls_energy(
@@ -80,11 +71,11 @@ def ddls_refine(
     logit_fn: Callable[[Tensor], Tensor],
     *,
     seeds: Sequence[int] | Tensor,
-    step_size: float = DDLSConfig.step_size,
-    steps: int = DDLSConfig.steps,
-    noise_std: float = DDLSConfig.noise_std,
-    decay: float = DDLSConfig.decay,
-    decay_every: int = DDLSConfig.decay_every,
+    step_size: float = _DEFAULT.step_size,
+    steps: int = _DEFAULT.steps,
+    noise_std: float = _DEFAULT.noise_std,
+    decay: float = _DEFAULT.decay,
+    decay_every: int = _DEFAULT.decay_every,
     prior_energy: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Run `steps` ULA steps on E(z) from the initial latents z (B, *zshape); returns the final latents.
@@ -93,7 +84,8 @@ def ddls_refine(
     `logit_fn` must be per-sample and differentiable w.r.t. their input; `seeds[i]` keys the noise of row i.
     Gradients are enabled locally (works under `torch.no_grad()`), only w.r.t. z. The input is not modified.
     """
-    cfg = DDLSConfig(step_size=step_size, steps=steps, noise_std=noise_std, decay=decay, decay_every=decay_every)
+    cfg = validated(DDLSConfig, step_size=step_size, steps=steps, noise_std=noise_std, decay=decay,
+                    decay_every=decay_every)
     seed_t = as_seed_tensor(seeds)
     if len(seed_t) != z.shape[0]:
         raise ValueError(f"seeds: need one seed per latent row, got {len(seed_t)} seeds for {z.shape[0]} rows")

@@ -27,35 +27,29 @@ trajectory does not depend on batching, and the first k steps of a 25-step run e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from ganlab.samplers.latent import as_seed_tensor, batch_invariant_sigmoid, derived_normal
+from ganlab.schema import NonNegativeInt, Number, PositiveFloat, Strict, validated
 
 F_DIVERGENCES = ("KL", "logD", "JS")
 
 
-@dataclass(frozen=True)
-class DGflowConfig:
-    """DGflow hyper-parameters; defaults = official configs/cifar10-*.yml (SN-DCGAN, WGAN-GP)."""
+class DGflowConfig(Strict):
+    """DGflow options (postprocess method `dgflow`); defaults = official configs/cifar10-*.yml (SN-DCGAN, WGAN-GP)
+    = the catalogue's "wgan + DGflow" row."""
 
-    f_div: str = "KL"  # one of F_DIVERGENCES
-    eta: float = 0.1  # step size
-    gamma: float = 0.01  # entropy-regularisation weight; noise std per step = sqrt(2 * eta * gamma)
-    steps: int = 25
+    f_div: Literal[F_DIVERGENCES] = "KL"
+    eta: PositiveFloat = 0.1  # step size
+    gamma: Number = Field(0.01, ge=0)  # entropy-regularisation weight; noise std per step = sqrt(2 * eta * gamma)
+    steps: NonNegativeInt = 25
 
-    def __post_init__(self) -> None:
-        if self.f_div not in F_DIVERGENCES:
-            raise ValueError(f"f_div: got {self.f_div!r}; allowed: {', '.join(F_DIVERGENCES)}")
-        if not (self.eta > 0):
-            raise ValueError(f"eta: must be > 0, got {self.eta}")
-        if not (self.gamma >= 0):
-            raise ValueError(f"gamma: must be >= 0, got {self.gamma}")
-        if self.steps < 0:
-            raise ValueError(f"steps: must be >= 0, got {self.steps}")
+
+_DEFAULT = DGflowConfig()
 
 
 def _velocity_scale(d: Tensor, f_div: str) -> Tensor:
@@ -73,10 +67,10 @@ def dgflow_refine(
     logit_fn: Callable[[Tensor], Tensor],
     *,
     seeds: Sequence[int] | Tensor,
-    f_div: str = DGflowConfig.f_div,
-    eta: float = DGflowConfig.eta,
-    gamma: float = DGflowConfig.gamma,
-    steps: int = DGflowConfig.steps,
+    f_div: str = _DEFAULT.f_div,
+    eta: float = _DEFAULT.eta,
+    gamma: float = _DEFAULT.gamma,
+    steps: int = _DEFAULT.steps,
 ) -> Tensor:
     """Refine latents z (B, *zshape) with `steps` DGflow steps; returns the refined latents, same shape/dtype.
 
@@ -85,7 +79,7 @@ def dgflow_refine(
     of row i. Works under an outer `torch.no_grad()` (gradients are enabled locally, only w.r.t. z; parameter
     .grad fields are not touched). The input tensor is not modified.
     """
-    cfg = DGflowConfig(f_div=f_div, eta=eta, gamma=gamma, steps=steps)
+    cfg = validated(DGflowConfig, f_div=f_div, eta=eta, gamma=gamma, steps=steps)
     seed_t = as_seed_tensor(seeds)
     if len(seed_t) != z.shape[0]:
         raise ValueError(f"seeds: need one seed per latent row, got {len(seed_t)} seeds for {z.shape[0]} rows")

@@ -22,8 +22,9 @@ accepted candidates in stream order -- so `batch_size` changes speed only. (This
 `logit_fn` to be per-sample; bitwise equality across batch sizes also requires their kernels to be
 batch-invariant, which holds on the CPU for the toy models in the tests.)
 
-Modes for choosing what to accept:
-- 'percentile' (default): gamma = the `gamma_percentile`-th percentile (numpy, 0-100 scale) of F = F^ + gamma
+Modes for choosing what to accept (default 'quantile', the pipeline's reading of report 003; see
+`ganlab.postprocess`):
+- 'percentile': gamma = the `gamma_percentile`-th percentile (numpy, 0-100 scale) of F = F^ + gamma
   over the burn-in set (with the burn-in max), then accept with probability sigmoid(F^). The paper sets gamma
   "dynamically per batch" as a percentile of F; which percentile is not verified. We take 95, Uber's
   `shift_percent=95.0` (the 0.80 in shinseung428's code is the 0.8th percentile -- a bug, not repeated), and we
@@ -45,55 +46,50 @@ Modes for choosing what to accept:
   early quick-scale MNIST checkpoint: 2e-4 of candidates after calibration). Rank-based, so a monotone
   increasing calibration head does not change which candidates are kept.
 
-Defaults and their sources: burn_in 10,000 (paper value as recalled, not verified [M]; shinseung428 uses 50,000
-[3P]); epsilon 1e-6 (Uber [3P]; shinseung428 uses 1e-8); gamma_percentile 95.0 (Uber [3P]); threshold 0.7
-(report 003).
+Defaults and their sources: mode 'quantile' (above); burn_in 10,000 (paper value as recalled, not verified [M];
+shinseung428 uses 50,000 [3P]); epsilon 1e-6 (Uber [3P]; shinseung428 uses 1e-8); gamma_percentile 95.0 (Uber
+[3P]); threshold 0.7 (report 003).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from ganlab.samplers.latent import batch_invariant_sigmoid, derived_uniform, seeded_normal
+from ganlab.schema import NonNegativeInt, Number, PositiveFloat, PositiveInt, Strict, validated
 
 DRS_MODES = ("percentile", "fixed", "threshold", "confidence", "quantile")
 MAX_RUN_SEED = 2**31 - 1  # seed * 2**32 + index must stay below 2**63
 STREAM_SPAN = 2**31  # candidates use indices [0, 2**31), burn-in samples [2**31, 2**32)
 
 
-@dataclass(frozen=True)
-class DRSConfig:
-    """DRS hyper-parameters; sources of the defaults in the module docstring."""
+class DRSConfig(Strict):
+    """DRS options (postprocess method `drs`); sources of the defaults in the module docstring.
 
-    burn_in: int = 10_000  # generated samples used for the initial d_M (and for gamma in 'percentile' mode)
-    epsilon: float = 1e-6  # keeps log(1 - exp(d - d_M - eps)) finite at the max
-    mode: str = "percentile"  # one of DRS_MODES
-    gamma_percentile: float = 95.0  # 'percentile' mode, numpy 0-100 scale
-    gamma: float = 0.0  # 'fixed' mode
-    threshold: float = 0.7  # 'threshold', 'confidence' and 'quantile' modes, in (0, 1)
-    max_candidates: int = 1_000_000  # stop with an error after this many candidates
+    `threshold` is read by the 'threshold', 'confidence' and 'quantile' modes, `gamma_percentile` by 'percentile',
+    `gamma` by 'fixed'. `calibration_n` and `stream_seed` are read by the pipeline (`ganlab.postprocess`), not by
+    `drs_sample`: the real and the generated samples (each) that `calibrate_discriminator` fits its head on, and
+    the candidate stream (`drs_sample`'s `seed`; 0 = the baseline seeds 0, 1, 2, ...)."""
 
-    def __post_init__(self) -> None:
-        if not (1 <= self.burn_in <= STREAM_SPAN):
-            raise ValueError(f"burn_in: must be in [1, 2**31], got {self.burn_in}")
-        if not (self.epsilon > 0):
-            raise ValueError(f"epsilon: must be > 0, got {self.epsilon}")
-        if self.mode not in DRS_MODES:
-            raise ValueError(f"mode: got {self.mode!r}; allowed: {', '.join(DRS_MODES)}")
-        if not (0.0 <= self.gamma_percentile <= 100.0):
-            raise ValueError(f"gamma_percentile: must be in [0, 100] (numpy percentile), got {self.gamma_percentile}")
-        if not math.isfinite(self.gamma):
-            raise ValueError(f"gamma: must be finite, got {self.gamma}")
-        if not (0.0 < self.threshold < 1.0):
-            raise ValueError(f"threshold: must be in (0, 1), got {self.threshold}")
-        if not (1 <= self.max_candidates <= STREAM_SPAN):
-            raise ValueError(f"max_candidates: must be in [1, 2**31], got {self.max_candidates}")
+    threshold: Number = Field(0.7, gt=0, lt=1)
+    mode: Literal[DRS_MODES] = "quantile"
+    burn_in: PositiveInt = Field(10_000, le=STREAM_SPAN)  # samples for the initial d_M (and gamma in 'percentile')
+    epsilon: PositiveFloat = 1e-6  # keeps log(1 - exp(d - d_M - eps)) finite at the max
+    gamma_percentile: Number = Field(95.0, ge=0, le=100)  # numpy 0-100 scale
+    gamma: Number = Field(0.0, allow_inf_nan=False)
+    max_candidates: PositiveInt = Field(1_000_000, le=STREAM_SPAN)  # stop with an error after this many candidates
+    calibration_n: PositiveInt = 10_000
+    stream_seed: NonNegativeInt = Field(0, le=MAX_RUN_SEED)
+
+
+_DEFAULT = DRSConfig()
 
 
 @dataclass(frozen=True)
@@ -144,6 +140,101 @@ def _logits_in_batches(
     return torch.cat(out)
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """The samples of one DRS run: candidate i has latent seed `base + i`, burn-in sample j `base + 2**31 + j`
+    (base = seed * 2**32). Computed `batch_size` at a time, without gradients."""
+
+    base: int
+    generator: Callable[[Tensor], Tensor]
+    logit_fn: Callable[[Tensor], Tensor]
+    latent_fn: Callable[[Tensor, torch.device | str], Tensor]
+    device: torch.device | str
+    batch_size: int
+
+    def burn_in_logits(self, n: int) -> Tensor:
+        """float64 logits of burn-in samples 0..n-1, (n,) on the CPU."""
+        seeds = self.base + STREAM_SPAN + torch.arange(n, dtype=torch.int64)
+        with torch.no_grad():
+            return _logits_in_batches(seeds, self.latent_fn, self.generator, self.logit_fn, self.device,
+                                      self.batch_size)
+
+    def candidates(self, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Candidates start..stop-1: latent seeds (b,) int64, samples x (b, ...), float64 logits d (b,) on the CPU."""
+        seeds = self.base + torch.arange(start, stop, dtype=torch.int64)  # (b,)
+        with torch.no_grad():
+            x = self.generator(self.latent_fn(seeds, self.device))
+            d = self.logit_fn(x).reshape(-1).double().cpu()  # (b,)
+        return seeds, x, d
+
+
+@dataclass(frozen=True)
+class _BurnIn:
+    """What the burn-in set fixes for the whole run."""
+
+    d_max: Tensor  # float64 scalar: the initial d_M
+    gamma: float  # subtracted from F ('percentile': the burn-in percentile of F; 'fixed': cfg.gamma; else 0.0)
+    logit_cut: float  # 'quantile' mode: the `threshold`-quantile of the burn-in logits; nan otherwise
+
+
+def _burn_in(cfg: DRSConfig, d_burn: Tensor) -> _BurnIn:
+    """The initial d_M, gamma and logit cut from the burn-in logits d_burn (burn_in,) float64."""
+    d_max_burn = d_burn.max()
+    if cfg.mode == "percentile":
+        f_burn = drs_logit(d_burn, d_max_burn, cfg.epsilon)
+        gamma_used = float(np.percentile(f_burn.numpy(), cfg.gamma_percentile))
+    elif cfg.mode == "fixed":
+        gamma_used = cfg.gamma
+    else:
+        gamma_used = 0.0
+    logit_cut = float(np.quantile(d_burn.numpy(), cfg.threshold)) if cfg.mode == "quantile" else math.nan
+    return _BurnIn(d_max_burn, gamma_used, logit_cut)
+
+
+def _accept(cfg: DRSConfig, burn: _BurnIn, seeds: Tensor, d: Tensor, d_max: Tensor) -> Tensor:
+    """(b,) bool: which of the candidates `seeds` (b,) with logits d (b,) and running max d_max (b,) are accepted."""
+    f_hat = drs_logit(d, d_max, cfg.epsilon) - burn.gamma
+    if cfg.mode in ("percentile", "fixed"):
+        u = derived_uniform(seeds, "drs/accept", 0, (), "cpu")  # (b,) float64 in (0, 1)
+        return u <= batch_invariant_sigmoid(f_hat)
+    if cfg.mode == "threshold":
+        return batch_invariant_sigmoid(f_hat) >= cfg.threshold
+    if cfg.mode == "confidence":
+        return batch_invariant_sigmoid(d) >= cfg.threshold
+    return d >= burn.logit_cut  # 'quantile'
+
+
+def _first_accepted(n: int, cfg: DRSConfig, burn: _BurnIn, stream: _Stream) -> tuple[Tensor, Tensor, int, float]:
+    """Walk the candidate stream until n are accepted: (x (n, ...), their seeds (n,), n_candidates, d_M there).
+    RuntimeError after `cfg.max_candidates` candidates."""
+    running_max = burn.d_max
+    kept_x: list[Tensor] = []
+    kept_seeds: list[Tensor] = []
+    n_kept = 0
+    start = 0
+    while n_kept < n:
+        if start >= cfg.max_candidates:
+            raise RuntimeError(
+                f"DRS: only {n_kept} of {n} samples accepted after max_candidates={cfg.max_candidates} candidates "
+                f"(mode={cfg.mode!r}, gamma={burn.gamma:.4g}, d_M={float(running_max):.4g}); raise max_candidates "
+                "or use a less selective mode/threshold"
+            )
+        stop = min(start + stream.batch_size, cfg.max_candidates)
+        cand_seeds, x, d = stream.candidates(start, stop)
+        d_max = torch.maximum(torch.cummax(d, dim=0).values, running_max)  # running max along the stream, (b,)
+        running_max = d_max[-1]
+        idx = _accept(cfg, burn, cand_seeds, d, d_max).nonzero().squeeze(1)[: n - n_kept]  # first accepted in order
+        if len(idx):
+            kept_x.append(x[idx.to(x.device)])
+            kept_seeds.append(cand_seeds[idx])
+            n_kept += len(idx)
+            last = int(idx[-1])
+            last_d_max = float(d_max[last])
+            n_candidates = start + last + 1
+        start = stop
+    return torch.cat(kept_x), torch.cat(kept_seeds), n_candidates, last_d_max
+
+
 def drs_sample(
     n: int,
     generator: Callable[[Tensor], Tensor],
@@ -151,13 +242,13 @@ def drs_sample(
     *,
     nz: int | None,
     seed: int,
-    burn_in: int = DRSConfig.burn_in,
-    epsilon: float = DRSConfig.epsilon,
-    mode: str = DRSConfig.mode,
-    gamma_percentile: float = DRSConfig.gamma_percentile,
-    gamma: float = DRSConfig.gamma,
-    threshold: float = DRSConfig.threshold,
-    max_candidates: int = DRSConfig.max_candidates,
+    burn_in: int = _DEFAULT.burn_in,
+    epsilon: float = _DEFAULT.epsilon,
+    mode: str = _DEFAULT.mode,
+    gamma_percentile: float = _DEFAULT.gamma_percentile,
+    gamma: float = _DEFAULT.gamma,
+    threshold: float = _DEFAULT.threshold,
+    max_candidates: int = _DEFAULT.max_candidates,
     device: torch.device | str = "cpu",
     batch_size: int = 1024,
     latent_fn: Callable[[Tensor, torch.device | str], Tensor] | None = None,
@@ -170,15 +261,8 @@ def drs_sample(
     `seed` in [0, 2**31 - 1] selects the candidate stream; `batch_size` affects speed only.
     Raises RuntimeError if fewer than n candidates are accepted among the first `max_candidates`.
     """
-    cfg = DRSConfig(
-        burn_in=burn_in,
-        epsilon=epsilon,
-        mode=mode,
-        gamma_percentile=gamma_percentile,
-        gamma=gamma,
-        threshold=threshold,
-        max_candidates=max_candidates,
-    )
+    cfg = validated(DRSConfig, burn_in=burn_in, epsilon=epsilon, mode=mode, gamma_percentile=gamma_percentile,
+                    gamma=gamma, threshold=threshold, max_candidates=max_candidates)  # fmt: skip
     if n < 1:
         raise ValueError(f"n: must be >= 1, got {n}")
     if not (0 <= seed <= MAX_RUN_SEED):
@@ -189,72 +273,20 @@ def drs_sample(
         if nz is None:
             raise ValueError("nz: required when latent_fn is not given")
         latent_fn = lambda s, dev: seeded_normal(s, (nz,), dev)  # noqa: E731
-    base = seed * 2**32
-
-    # Burn-in: initial d_M (and gamma in 'percentile' mode) from a fixed set of generated samples.
-    burn_seeds = base + STREAM_SPAN + torch.arange(cfg.burn_in, dtype=torch.int64)
-    with torch.no_grad():
-        d_burn = _logits_in_batches(burn_seeds, latent_fn, generator, logit_fn, device, batch_size)  # (burn_in,)
-    d_max_burn = d_burn.max()
-    if cfg.mode == "percentile":
-        f_burn = drs_logit(d_burn, d_max_burn, cfg.epsilon)
-        gamma_used = float(np.percentile(f_burn.numpy(), cfg.gamma_percentile))
-    elif cfg.mode == "fixed":
-        gamma_used = cfg.gamma
-    else:
-        gamma_used = 0.0
-    logit_cut = float(np.quantile(d_burn.numpy(), cfg.threshold)) if cfg.mode == "quantile" else math.nan
-
-    running_max = d_max_burn
-    kept_x: list[Tensor] = []
-    kept_seeds: list[Tensor] = []
-    n_kept = 0
-    start = 0
-    while n_kept < n:
-        if start >= cfg.max_candidates:
-            raise RuntimeError(
-                f"DRS: only {n_kept} of {n} samples accepted after max_candidates={cfg.max_candidates} candidates "
-                f"(mode={cfg.mode!r}, gamma={gamma_used:.4g}, d_M={float(running_max):.4g}); raise max_candidates "
-                "or use a less selective mode/threshold"
-            )
-        stop = min(start + batch_size, cfg.max_candidates)
-        cand_seeds = base + torch.arange(start, stop, dtype=torch.int64)  # (b,)
-        with torch.no_grad():
-            x = generator(latent_fn(cand_seeds, device))
-            d = logit_fn(x).reshape(-1).double().cpu()  # (b,)
-        d_max = torch.maximum(torch.cummax(d, dim=0).values, running_max)  # running max along the stream, (b,)
-        running_max = d_max[-1]
-        f_hat = drs_logit(d, d_max, cfg.epsilon) - gamma_used
-        if cfg.mode in ("percentile", "fixed"):
-            u = derived_uniform(cand_seeds, "drs/accept", 0, (), "cpu")  # (b,) float64 in (0, 1)
-            accept = u <= batch_invariant_sigmoid(f_hat)
-        elif cfg.mode == "threshold":
-            accept = batch_invariant_sigmoid(f_hat) >= cfg.threshold
-        elif cfg.mode == "confidence":
-            accept = batch_invariant_sigmoid(d) >= cfg.threshold
-        else:  # 'quantile'
-            accept = d >= logit_cut
-        idx = accept.nonzero().squeeze(1)[: n - n_kept]  # first accepted in stream order
-        if len(idx):
-            kept_x.append(x[idx.to(x.device)])
-            kept_seeds.append(cand_seeds[idx])
-            n_kept += len(idx)
-            last = int(idx[-1])
-            last_d_max = float(d_max[last])
-            n_candidates = start + last + 1
-        start = stop
-
+    stream = _Stream(seed * 2**32, generator, logit_fn, latent_fn, device, batch_size)
+    burn = _burn_in(cfg, stream.burn_in_logits(cfg.burn_in))  # (burn_in,) logits -> d_M, gamma, logit cut
+    x, accepted_seeds, n_candidates, d_M = _first_accepted(n, cfg, burn, stream)
     info = DRSInfo(
         acceptance_rate=n / n_candidates,
         n_candidates=n_candidates,
-        d_M=last_d_max,
-        d_M_burn_in=float(d_max_burn),
-        gamma=gamma_used,
+        d_M=d_M,
+        d_M_burn_in=float(burn.d_max),
+        gamma=burn.gamma,
         mode=cfg.mode,
-        accepted_seeds=torch.cat(kept_seeds),
-        logit_cut=logit_cut,
+        accepted_seeds=accepted_seeds,
+        logit_cut=burn.logit_cut,
     )
-    return torch.cat(kept_x), info
+    return x, info
 
 
 # ------------------------------------------------------------------------------------------------------------

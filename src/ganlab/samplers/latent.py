@@ -45,6 +45,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ganlab.schema import Strict
+
 # Seeds must fit in a non-negative int64 so they can live in a LongTensor.
 MAX_SEED = 2**63 - 1
 
@@ -65,6 +67,10 @@ def as_seed_tensor(seeds: Sequence[int] | Tensor) -> Tensor:
     if out.numel() and int(out.min()) < 0:
         raise ValueError(f"seeds: must be non-negative integers, got min {int(out.min())}")
     return out
+
+
+class NoneConfig(Strict):
+    """Options of the baseline G(seeded_normal(seed)) (postprocess method `none`): there are none."""
 
 
 def seeded_normal(seeds: Sequence[int] | Tensor, shape: tuple[int, ...], device: torch.device | str) -> Tensor:

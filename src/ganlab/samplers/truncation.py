@@ -19,27 +19,23 @@ depend on batch size or position. Acceptance per coordinate and draw is erf(psi 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from ganlab.samplers.latent import as_seed_tensor
+from ganlab.schema import PositiveFloat, Strict, validated
 
 
-@dataclass(frozen=True)
-class TruncationConfig:
-    """psi: truncation threshold in units of the prior's std (> 0; `math.inf` = no truncation).
+class TruncationConfig(Strict):
+    """Options of hard truncation (postprocess method `truncation`; required, no default).
 
-    Values in the catalogue (experiments.md Sec. B, report 003): 2.0 for the vanilla GAN, 0.9 for the WGAN.
+    psi: truncation threshold in units of the prior's std (> 0; `math.inf` = no truncation). Values in the
+    catalogue (experiments.md Sec. B, report 003): 2.0 for the vanilla GAN, 0.9 for the WGAN.
     """
 
-    psi: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not (self.psi > 0):
-            raise ValueError(f"psi: must be > 0 (math.inf for no truncation), got {self.psi}")
+    psi: PositiveFloat
 
 
 def truncated_normal(
@@ -50,7 +46,7 @@ def truncated_normal(
     Each coordinate is N(0, 1) conditioned on |z_i| <= psi (resample-until-inside); rows are independent and
     row i depends only on seeds[i]. Raises ValueError for psi <= 0.
     """
-    TruncationConfig(psi=psi)  # validates psi
+    validated(TruncationConfig, psi=psi)
     rows = []
     for s in as_seed_tensor(seeds).tolist():
         gen = torch.Generator(device="cpu")
