@@ -1,8 +1,15 @@
-"""Training-step benchmark: ganlab's loop (`ganlab.train.GANStep`) against a loop written the obvious way.
+"""Training benchmark: ganlab's training (`ganlab.train.train_gan`) against a loop written the obvious way.
 
-    python -m benchmarks.training                  # vanilla (MLP) and dcgan_mnist recipes of params.yaml
-    python -m benchmarks.training --steps 50 --rounds 3 --recipes vanilla
-    python -m benchmarks.training --ablate         # also ours without one lever at a time
+    python -m benchmarks.training                  # whole epochs: vanilla and dcgan_mnist, fp32 and bf16
+    python -m benchmarks.training --recipes vanilla --rounds 3 --batches 300
+    python -m benchmarks.training --mode step --ablate   # the step alone, and ours minus one lever at a time
+
+`--mode epoch` (default) times what the train stage runs: one whole epoch through `train_gan` (building the
+networks, placing the dataset, the data permutation, every step, the per-step finiteness checks, the sample grid
+and the atomic checkpoint write), in each precision, next to the reference loop over the same epoch (its
+DataLoader, the same number of batches) in the same precision. bf16 = `torch.autocast(bfloat16)` around the
+forward passes with float32 weights, optimisers and losses (`precision: bf16`); the reference gets the same
+autocast. `--mode step` times the step body alone (`GANStep`), as before, with `--ablate`.
 
 Both loops run in this process, on the same networks (built from the recipe by `ganlab.nets`, same seed), the
 same MNIST-shaped data (60,000 random uint8 28×28 images: speed does not depend on content) and the same
@@ -25,7 +32,8 @@ fresh latents (the recipes' n_critic = n_gen = 1), batch 64.
 Timing: `--rounds` alternating rounds of `--steps` steps each (after `--warmup` steps per loop); the reported
 ms/step is the best round's mean (the least disturbed by other processes).
 
-Peak: the best of 10 `torch.mm` of two 2048×2048 float32 matrices, 2·2048³ FLOP each, in GFLOP/s.
+Peak: the best of 10 `torch.mm` of two 2048×2048 matrices, 2·2048³ FLOP each, in GFLOP/s, in float32 and in
+bfloat16; each precision's % of peak is against its own dtype's peak.
 
 FLOPs of one step, counted analytically from the layer shapes (Linear: in·out MACs per sample; Conv2d: output
 elements · in_channels/groups · kh · kw; ConvTranspose2d: input elements · out_channels/groups · kh · kw), with
@@ -43,8 +51,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,16 +66,17 @@ from ganlab.data.arrays import to_model
 from ganlab.distributed import SINGLE
 from ganlab.nets.layers import Dropout
 from ganlab.modules import build_modules
-from ganlab.train import CONV_LAYERS, GANStep, build_optimizers, channels_last_
+from ganlab.images import save_grid
+from ganlab.train import CONV_LAYERS, GANStep, build_optimizers, channels_last_, train_gan
 
 N_IMAGES = 60_000
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W)
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Best float32 `torch.mm` throughput of n×n by n×n, in GFLOP/s."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Best `torch.mm` throughput of n×n by n×n in `dtype`, in GFLOP/s."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
     torch.mm(a, b, out=out)
     best = math.inf
     for _ in range(repeats):
@@ -169,9 +181,11 @@ class OursLoop:
 
 
 class ReferenceLoop:
-    """pytorch/examples dcgan/main.py's loop (BCE on logits, fresh latents for G's step)."""
+    """pytorch/examples dcgan/main.py's loop (BCE on logits, fresh latents for G's step); `precision` bf16 puts
+    the forward passes under bfloat16 autocast (the logits cast back to float32 for the loss), as ours."""
 
-    def __init__(self, cfg, images_uint8: torch.Tensor):
+    def __init__(self, cfg, images_uint8: torch.Tensor, precision: str = "fp32"):
+        self.bf16 = precision == "bf16"
         self.parts = _fresh_parts(cfg)
         self.net_g, self.net_d = self.parts.generator, torch_dropout_(self.parts.discriminator)
         opt = cfg.optimizer
@@ -184,6 +198,13 @@ class ReferenceLoop:
         self.nz, self.batch = self.net_g.nz, cfg.batch_size
         self.it = iter(self.loader)
 
+    def _mixed(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _d(self, x: torch.Tensor) -> torch.Tensor:
+        with self._mixed():
+            return self.net_d(x).view(-1).float()
+
     def run(self, n: int) -> None:
         for _ in range(n):
             try:
@@ -195,18 +216,21 @@ class ReferenceLoop:
             # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
             self.net_d.zero_grad()
             label = torch.full((b,), 1.0)
-            err_d_real = self.criterion(self.net_d(real).view(-1), label)
+            err_d_real = self.criterion(self._d(real), label)
             err_d_real.backward()
             noise = torch.randn(b, self.nz)
-            fake = self.net_g(noise)
+            with self._mixed():
+                fake = self.net_g(noise)
             label.fill_(0.0)
-            err_d_fake = self.criterion(self.net_d(fake.detach()).view(-1), label)
+            err_d_fake = self.criterion(self._d(fake.detach()), label)
             err_d_fake.backward()
             self.opt_d.step()
             # (2) Update G network: maximize log(D(G(z)))
             self.net_g.zero_grad()
             label.fill_(1.0)
-            err_g = self.criterion(self.net_d(self.net_g(torch.randn(b, self.nz))).view(-1), label)
+            with self._mixed():
+                fake = self.net_g(torch.randn(b, self.nz))
+            err_g = self.criterion(self._d(fake), label)
             err_g.backward()
             self.opt_g.step()
             _ = (err_d_real.item() + err_d_fake.item(), err_g.item())
@@ -225,6 +249,45 @@ def time_loops(loops: dict[str, object], steps: int, rounds: int, warmup: int) -
     return best
 
 
+class TrainGanEpoch:
+    """One whole epoch of `train_gan` from scratch (what `stages/train.py` runs per epoch, first-epoch setup
+    included), its grid and checkpoint written into a temporary folder."""
+
+    def __init__(self, cfg, images: np.ndarray, labels: np.ndarray, precision: str, batches: int | None, tmp: Path):
+        self.cfg, self.images, self.labels, self.batches = cfg.model_copy(update={"precision": precision}), images, labels, batches
+        self.path = tmp / f"{cfg.loss}-{precision}" / "checkpoint.pt"
+        self.steps = min(len(images) // cfg.batch_size, batches or math.inf)
+
+    def run(self) -> None:
+        self.path.unlink(missing_ok=True)
+        torch.manual_seed(self.cfg.seed)
+        train_gan(self.cfg, self.images, self.labels, num_epochs=1, device=torch.device("cpu"), checkpoint_path=self.path,
+                  num_classes=10, max_batches_per_epoch=self.batches,
+                  save_grid=lambda grid, epoch: save_grid(grid, self.path.parent / f"epoch_{epoch:04d}.png"))
+
+
+class ReferenceEpoch:
+    """The reference loop over the same number of batches (a fresh DataLoader epoch each time)."""
+
+    def __init__(self, cfg, images_uint8: torch.Tensor, precision: str, steps: int):
+        self.loop, self.steps = ReferenceLoop(cfg, images_uint8, precision), steps
+
+    def run(self) -> None:
+        self.loop.it = iter(self.loop.loader)
+        self.loop.run(self.steps)
+
+
+def time_epochs(loops: dict[str, object], rounds: int) -> dict[str, float]:
+    """Best round, in ms/step, of each whole-epoch loop; rounds alternate between the loops."""
+    best = {name: math.inf for name in loops}
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            t0 = time.perf_counter()
+            loop.run()
+            best[name] = min(best[name], (time.perf_counter() - t0) / loop.steps * 1e3)
+    return best
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -236,27 +299,33 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--recipes", nargs="+", default=["vanilla", "dcgan_mnist"])
-    parser.add_argument("--steps", type=int, default=100, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--ablate", action="store_true", help="also time ours minus one lever at a time")
-    args = parser.parse_args()
+def epoch_mode(args, params, images: torch.Tensor, peak: dict[str, float]) -> None:
+    labels = np.zeros(len(images), dtype=np.int64)
+    print(f"{'recipe':<14}{'loop':<18}{'ms/step':>9}{'% of peak':>11}{'ref fp32 / this':>17}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.recipes:
+            _, cfg = load_experiment(params, name)
+            loops: dict[str, object] = {}
+            for precision in ("fp32", "bf16"):
+                loops[f"ours {precision}"] = TrainGanEpoch(cfg, images.numpy(), labels, precision, args.batches, Path(tmp))
+            steps = loops["ours fp32"].steps
+            for precision in ("fp32", "bf16"):
+                loops[f"reference {precision}"] = ReferenceEpoch(cfg, images, precision, steps)
+            parts = loops["reference fp32"].loop.parts
+            flops = step_flops(parts.generator, parts.discriminator, cfg.batch_size)
+            ms = time_epochs(loops, args.rounds)
+            for loop, value in ms.items():
+                pct = flops / (value / 1e3) / 1e9 / peak[loop.split()[-1]] * 100
+                print(f"{name:<14}{loop:<18}{value:>9.2f}{pct:>10.1f}%{ms['reference fp32'] / value:>16.2f}x", flush=True)
 
-    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
-          f"threads {torch.get_num_threads()}  cpu {cpu_name()} ({torch.backends.cpu.get_cpu_capability()})")
-    peak = matmul_peak_gflops()
-    print(f"float32 matmul peak (best 2048x2048 torch.mm): {peak:.1f} GFLOP/s")
-    images = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (N_IMAGES, 28, 28, 1), dtype=np.uint8))
-    params = read_params(args.params)
+
+def step_mode(args, params, images: torch.Tensor, peak: dict[str, float]) -> None:
     header = f"{'recipe':<14}{'GFLOP/step':>11}{'ours ms':>9}{'ref ms':>9}{'ref/ours':>9}{'ours %pk':>9}{'ref %pk':>9}"
-    rows = []
+    print(header)
     for name in args.recipes:
         _, cfg = load_experiment(params, name)
-        loops = {"ours": OursLoop(cfg, images), "reference": ReferenceLoop(cfg, images)}
+        cfg = cfg.model_copy(update={"precision": args.precision})
+        loops = {"ours": OursLoop(cfg, images), "reference": ReferenceLoop(cfg, images, args.precision)}
         if args.ablate:
             if loops["ours"].trainer.joint_d:
                 loops["ours, separate D passes"] = OursLoop(cfg, images, joint_d=False)
@@ -268,12 +337,34 @@ def main() -> None:
                 loops["ours, NCHW"] = OursLoop(cfg, images, channels_last=False)
         flops = step_flops(loops["ours"].parts.generator, loops["ours"].parts.discriminator, cfg.batch_size)
         ms = time_loops(loops, args.steps, args.rounds, args.warmup)
-        pct = {k: flops / (v / 1e3) / 1e9 / peak * 100 for k, v in ms.items()}
-        rows.append(f"{name:<14}{flops / 1e9:>11.3f}{ms['ours']:>9.2f}{ms['reference']:>9.2f}"
-                    f"{ms['reference'] / ms['ours']:>9.2f}{pct['ours']:>8.1f}%{pct['reference']:>8.1f}%")
-        print(rows[-1] if len(rows) > 1 else f"{header}\n{rows[-1]}", flush=True)
+        pct = {k: flops / (v / 1e3) / 1e9 / peak[args.precision] * 100 for k, v in ms.items()}
+        print(f"{name:<14}{flops / 1e9:>11.3f}{ms['ours']:>9.2f}{ms['reference']:>9.2f}"
+              f"{ms['reference'] / ms['ours']:>9.2f}{pct['ours']:>8.1f}%{pct['reference']:>8.1f}%", flush=True)
         for variant in [k for k in ms if k.startswith("ours, ")]:
             print(f"  {variant}: {ms[variant]:.2f} ms ({pct[variant]:.1f}%)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--mode", choices=("epoch", "step"), default="epoch")
+    parser.add_argument("--recipes", nargs="+", default=["vanilla", "dcgan_mnist"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=None, help="epoch mode: cut each epoch to this many batches")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="step mode")
+    parser.add_argument("--steps", type=int, default=100, help="step mode: steps per timed round")
+    parser.add_argument("--warmup", type=int, default=20, help="step mode")
+    parser.add_argument("--ablate", action="store_true", help="step mode: also ours minus one lever at a time")
+    args = parser.parse_args()
+    os.environ.setdefault("GANLAB_PROGRESS", "0")
+
+    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
+          f"threads {torch.get_num_threads()}  cpu {cpu_name()} ({torch.backends.cpu.get_cpu_capability()})")
+    peak = {"fp32": matmul_peak_gflops(), "bf16": matmul_peak_gflops(dtype=torch.bfloat16)}
+    print(f"matmul peak (best 2048x2048 torch.mm): fp32 {peak['fp32']:.1f}, bf16 {peak['bf16']:.1f} GFLOP/s")
+    images = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (N_IMAGES, 28, 28, 1), dtype=np.uint8))
+    params = read_params(args.params)
+    (epoch_mode if args.mode == "epoch" else step_mode)(args, params, images, peak)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def main() -> None:
     for i, training_seed in enumerate(pipeline.seeds):
         with np.load(seed_path(args.samples, training_seed, ".npz"), allow_pickle=False) as f:
             images, seeds, checkpoint_sha256 = f["images"], f["seeds"], str(f["checkpoint_sha256"])
+            precision = str(f["training_precision"])
         _evaluate(ev, training_seed=training_seed, images=images, seeds=seeds, checkpoint_sha256=checkpoint_sha256,
+                  precision=precision,
                   grid=args.grid if i == 0 else None)  # fmt: skip
 
 
@@ -113,7 +115,7 @@ def _score_inception(ev: Evaluation, images: np.ndarray) -> tuple[dict[str, Any]
 
 
 def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: np.ndarray, checkpoint_sha256: str,
-              grid: Path | None) -> None:  # fmt: skip
+              precision: str, grid: Path | None) -> None:  # fmt: skip
     evaluate = ev.pipeline.evaluate
     name = f"{ev.experiment}" if ev.method == "none" else f"{ev.experiment}+{ev.method}"
     run_params = {"experiment": ev.experiment, "method": ev.method, "seed": training_seed}
@@ -121,7 +123,8 @@ def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: 
         metrics = score(images, ev.net, ev.reference, nearest_k=evaluate.nearest_k, device=ev.device)
         inception_metrics, inception = _score_inception(ev, images)
         provenance = {"first_sample_seed": int(seeds[0]), "training_seed": training_seed,
-                      "checkpoint_sha256": checkpoint_sha256, "scale": ev.pipeline.scale}
+                      "checkpoint_sha256": checkpoint_sha256, "training_precision": precision,
+                      "scale": ev.pipeline.scale}
         protocol = evaluation_protocol(ev.net, ev.reference, n_fake=len(images), nearest_k=evaluate.nearest_k,
                                        seed=evaluate.seed, inception=inception, provenance=provenance)
         result = {"experiment": ev.experiment, "method": ev.method, **metrics, **inception_metrics,

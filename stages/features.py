@@ -61,7 +61,8 @@ def main() -> None:
     num_epochs = cfg.num_epochs.at(pipeline.scale)
     try:
         model, info = train_feature_net(
-            cfg, data, num_epochs=num_epochs, device=device, max_batches_per_epoch=pipeline.max_batches_per_epoch
+            cfg, data, num_epochs=num_epochs, device=device, max_batches_per_epoch=pipeline.max_batches_per_epoch,
+            progress=f"features@{args.dataset}",
         )
     except ValueError as exc:  # a classifier asked for on unlabelled data
         raise ConfigError(f"features.{args.dataset}.arch: {exc}") from None

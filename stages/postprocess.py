@@ -18,6 +18,7 @@ from ganlab.config import flatten, load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.io import save_npz_atomic, write_json
 from ganlab.paths import CHECKPOINT, seed_path
+from ganlab.modules import trained_precision
 from ganlab.postprocess import Context, load_entry, load_gan, run_method
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.sampling import evaluation_seeds
@@ -42,7 +43,8 @@ def main() -> None:
     seed_everything(pipeline.evaluate.seed)  # nothing below draws from global RNGs; belt and braces
     evaluate = pipeline.evaluate
     real = load_prepared(args.data)["x_train"] if cfg.method == "drs" else None
-    ctx = Context(scale=pipeline.scale, device=device, batch_size=evaluate.batch_size, real_images=real)
+    ctx = Context(scale=pipeline.scale, device=device, batch_size=evaluate.batch_size, real_images=real,
+                  progress=f"postprocess@{args.name}")
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
     for training_seed in pipeline.seeds:
         _run_one(args.name, cfg, seed_path(args.checkpoints, training_seed) / CHECKPOINT, training_seed, seeds,
@@ -51,7 +53,8 @@ def main() -> None:
 
 
 def _run_one(name, cfg, checkpoint, training_seed, seeds, ctx, pipeline, *, out, info_out) -> None:
-    gan = load_gan(ckpt_io.load(checkpoint, map_location=ctx.device), ctx.device)
+    state = ckpt_io.load(checkpoint, map_location=ctx.device)
+    gan, precision = load_gan(state, ctx.device), trained_precision(state)
     checkpoint_sha256 = ckpt_io.file_sha256(checkpoint)
     params = {"name": name, "experiment": cfg.experiment, "method": cfg.method, "seed": training_seed,
               "scale": pipeline.scale}
@@ -60,12 +63,12 @@ def _run_one(name, cfg, checkpoint, training_seed, seeds, ctx, pipeline, *, out,
         record = {"name": name, "experiment": cfg.experiment, **info, "n_samples": int(len(images)),
                   "training_seed": training_seed, "evaluation_seed": pipeline.evaluate.seed,
                   "first_sample_seed": int(out_seeds[0]), "checkpoint_sha256": checkpoint_sha256,
-                  "scale": pipeline.scale}
+                  "training_precision": precision, "scale": pipeline.scale}
         flat = flatten({k: v for k, v in record.items() if k not in ("name", "experiment", "method")})
         mlflow.log_params({k: v for k, v in flat.items() if not isinstance(v, (int, float)) or isinstance(v, bool)})
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         save_npz_atomic(out, images=images, seeds=out_seeds, checkpoint_sha256=checkpoint_sha256,
-                        training_seed=training_seed, method=cfg.method, method_info=json.dumps(record, sort_keys=True))
+                        training_seed=training_seed, training_precision=precision, method=cfg.method, method_info=json.dumps(record, sort_keys=True))
         write_json(info_out, record)
     extra = f", acceptance {info['drs']['acceptance_rate']:.4f}" if "drs" in info else ""
     print(f"postprocess@{name} seed {training_seed}: {len(images)} images ({cfg.method}{extra}, "

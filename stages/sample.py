@@ -15,7 +15,7 @@ from ganlab.io import save_npz_atomic
 from ganlab.paths import CHECKPOINT, seed_path
 from ganlab.runtime import resolve_device, stage_entry
 from ganlab.sampling import evaluation_seeds, generate
-from ganlab.modules import load_sampler
+from ganlab.modules import load_sampler, trained_precision
 
 
 @stage_entry
@@ -33,11 +33,12 @@ def main() -> None:
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
     for training_seed in pipeline.seeds:
         checkpoint = seed_path(args.checkpoints, training_seed) / CHECKPOINT
-        generator = load_sampler(ckpt_io.load(checkpoint, map_location=device), device)
+        state = ckpt_io.load(checkpoint, map_location=device)
+        generator = load_sampler(state, device)
         images = generate(generator, seeds, device=device)
         out = seed_path(args.out, training_seed, ".npz")
         save_npz_atomic(out, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),
-                        training_seed=training_seed, method="none")
+                        training_seed=training_seed, training_precision=trained_precision(state), method="none")
         print(f"sample@{args.experiment} seed {training_seed}: {len(images)} images -> {out}")
 
 

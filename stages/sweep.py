@@ -26,6 +26,7 @@ from ganlab.data.arrays import load_prepared
 from ganlab.evaluation import evaluation_protocol, score
 from ganlab.features import load_feature_net, load_reference
 from ganlab.io import write_csv, write_json
+from ganlab.modules import trained_precision
 from ganlab.postprocess import (
     SWEEP_CURVES,
     Context,
@@ -85,7 +86,7 @@ def main() -> None:
             print(f"sweep@{args.name}: {cfg.key} {step.x}: "
                   + ", ".join(f"{k} {point[k]:.4f}" for k in (*curves, *metrics)))
         provenance = {"checkpoint_sha256": checkpoint_sha256, "training_seed": state["config"].get("seed"),
-                      "scale": pipeline.scale}
+                      "training_precision": trained_precision(state), "scale": pipeline.scale}
         protocol = evaluation_protocol(net, reference, n_fake=len(sample_seeds), nearest_k=evaluate.nearest_k,
                                        seed=evaluate.seed, provenance=provenance)
         series = sweep_series(cfg, points, protocol, scale=pipeline.scale, **shared)

@@ -3,7 +3,10 @@
     python stages/train.py --experiment vanilla --data data/prepared/mnist.npz --out data/train/vanilla \
         --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv
 
-Per seed s: data/train/<experiment>/seed-<s>/checkpoint.pt and its grids/ folder, one MLflow run. Per epoch:
+Per seed s: data/train/<experiment>/seed-<s>/checkpoint.pt and its grids/ folder, one MLflow run. Precision: the
+top-level `precision` resolved for the device (`ganlab.runtime.resolve_precision`: bf16 autocast on CPUs with
+AVX512_BF16 / AMX and on CUDA devices with bf16, else fp32), recorded in the checkpoint's config, the MLflow
+params and the metrics. Per epoch:
 mean D and G losses (MLflow metrics with step = epoch, and the CSV for `dvc plots`, one `seed` column), a sample
 grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states). The
 metrics JSON holds the mean final losses over the seeds and each seed's summary under `runs`.
@@ -33,6 +36,7 @@ from ganlab.runtime import (
     BadInputError,
     remove_stale_temporaries,
     resolve_device,
+    resolve_precision,
     seed_everything,
     set_deterministic,
     stage_entry,
@@ -55,8 +59,10 @@ def main() -> None:
 
     params = read_params(args.params)
     pipeline, cfg = load_recipe(params, args.experiment)
-    configs = [load_recipe(params, args.experiment, seed)[1] for seed in pipeline.seeds]
     device = resolve_device(pipeline.device)
+    precision = resolve_precision(pipeline.precision, device)  # in each seed's config: resume refuses a change
+    configs = [load_recipe(params, args.experiment, seed)[1].model_copy(update={"precision": precision})
+               for seed in pipeline.seeds]
     dist = distributed.init_from_env(device)  # one process without torchrun: distributed.SINGLE
     try:
         data = _load_data(args, cfg)
@@ -121,6 +127,7 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
         "scale": pipeline.scale,
         "num_epochs_run": num_epochs,
         "device": str(device),
+        "precision": cfg.precision,
         **({"world_size": dist.world_size} if dist.enabled else {}),
         **{f"{args.experiment}.{k}": v for k, v in flatten(cfg).items()},
     }
@@ -141,7 +148,7 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
             num_classes=len(data["class_names"]), max_batches_per_epoch=max_batches,
             on_epoch=log_epoch,
             save_grid=lambda images, epoch: save_grid(images, folder / "grids" / f"epoch_{epoch:04d}.png"),
-            dist=dist,
+            dist=dist, progress=f"train@{args.experiment} seed {cfg.seed}",
         )
         distributed.save_rank_state_for_debug(state, dist)
         if not dist.is_main:
@@ -155,6 +162,7 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
             "train_seconds": sum(h["seconds"] for h in history),
             "wall_seconds_this_run": time.perf_counter() - t0,
             "device": str(device),
+            "precision": cfg.precision,
         }
         mlflow.log_metrics({"train_seconds": summary["train_seconds"]})
     return summary | {"history": history}

@@ -76,11 +76,12 @@ def copy_repo(dest: Path, params_update: Any = None) -> tuple[Path, dict[str, st
 # A tiny stand-alone workspace for one stage
 
 
-def tiny_params(**experiment: Any) -> dict[str, Any]:
+def tiny_params(precision: str = "auto", **experiment: Any) -> dict[str, Any]:
     """The project's params.yaml with one small experiment `tiny` (MLP widths 64/128, batch 16) on dataset
-    `mnist`; `experiment` overrides keys of the `tiny:` section."""
+    `mnist` at `precision`; `experiment` overrides keys of the `tiny:` section."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["device"] = "cpu"
+    params["precision"] = precision
     params["experiments"] = {"tiny": {"dataset": "mnist", "nets": "mlp"}}
     params["probes"] = {}
     params["interpolations"] = {}

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow  # torchrun starts 2 interpreters per run: ~10-20 
 N_TRAIN, BATCH, EPOCHS = 256, 16, 3
 
 
-def _workspace(tmp: Path, epochs: int = EPOCHS) -> Path:
+def _workspace(tmp: Path, epochs: int = EPOCHS, precision: str = "auto") -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
-    write_params(tmp / "params.yaml", tiny_params(num_epochs={"quick": epochs, "paper": epochs}, batch_size=BATCH))
+    write_params(tmp / "params.yaml", tiny_params(precision, num_epochs={"quick": epochs, "paper": epochs}, batch_size=BATCH))
     write_tiny_dataset(tmp / "data" / "prepared.npz", n_train=N_TRAIN)
     return tmp
 
@@ -94,11 +94,13 @@ def test_two_ranks_train_identical_weights_and_only_rank_0_writes(tmp_path):
         assert (a["loss_d"], a["loss_g"]) != (b["loss_d"], b["loss_g"])
 
 
-def test_two_rank_run_resumes_bit_identically(tmp_path):
-    full, part = _workspace(tmp_path / "full"), _workspace(tmp_path / "part", epochs=2)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_two_rank_run_resumes_bit_identically(tmp_path, precision):
+    full, part = _workspace(tmp_path / "full", precision=precision), _workspace(tmp_path / "part", 2, precision)
     _run(full, nproc=2)
     _run(part, nproc=2)
-    write_params(part / "params.yaml", tiny_params(num_epochs={"quick": EPOCHS, "paper": EPOCHS}, batch_size=BATCH))
+    write_params(part / "params.yaml",
+                 tiny_params(precision, num_epochs={"quick": EPOCHS, "paper": EPOCHS}, batch_size=BATCH))
     resumed = _run(part, nproc=2)
     assert f"from epoch 2/{EPOCHS}" in resumed.stdout
     a, b = _load(full / "train" / "seed-0" / "checkpoint.pt"), _load(part / "train" / "seed-0" / "checkpoint.pt")

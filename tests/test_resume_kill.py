@@ -28,10 +28,10 @@ pytestmark = pytest.mark.slow
 NUM_EPOCHS = 4
 
 
-def _workspace(tmp: Path, n_train: int = 4096, **experiment) -> Path:  # ~1 s epochs: room to kill mid-run
+def _workspace(tmp: Path, n_train: int = 4096, precision: str = "auto", **experiment) -> Path:  # ~1 s epochs
     tmp.mkdir(parents=True, exist_ok=True)
     experiment.setdefault("num_epochs", {"quick": NUM_EPOCHS, "paper": NUM_EPOCHS})
-    write_params(tmp / "params.yaml", tiny_params(**experiment))
+    write_params(tmp / "params.yaml", tiny_params(precision, **experiment))
     write_tiny_dataset(tmp / "data" / "prepared.npz", n_train=n_train)
     return tmp
 
@@ -80,8 +80,9 @@ def _runs(db: Path) -> list[tuple[str, str, dict[str, str]]]:
     return out
 
 
-def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
-    ref, killed = _workspace(tmp_path / "ref"), _workspace(tmp_path / "killed")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, precision):
+    ref, killed = _workspace(tmp_path / "ref", precision=precision), _workspace(tmp_path / "killed", precision=precision)
     reference = subprocess.Popen(stage_command("train", train_args(ref)), cwd=ref, env=_env(ref),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     victim = subprocess.Popen(stage_command("train", train_args(killed)), cwd=killed, env=_env(killed),
@@ -131,6 +132,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
     summary = json.loads((killed / "metrics" / "tiny.json").read_text())
     assert [r["seed"] for r in summary["runs"]] == [0] and summary["runs"][0]["epochs"] == NUM_EPOCHS
     assert summary["final_loss_d"] == summary["runs"][0]["final_loss_d"] == expected["history"][-1]["loss_d"]
+    assert final["config"]["precision"] == summary["runs"][0]["precision"] == precision
 
     # MLflow: the killed run is closed as KILLED by the next run (it could not close itself), the resumed one
     # FINISHED; nothing is left RUNNING.
@@ -144,9 +146,11 @@ def _incomplete_checkpoint(tmp: Path, epochs: int = 1) -> Path:
     """Train `epochs` epochs of the workspace's recipe in-process: an interrupted run's checkpoint."""
     from ganlab.config import load_experiment, read_params
     from ganlab.data.arrays import load_prepared
+    from ganlab.runtime import resolve_precision
     from ganlab.train import train_gan
 
-    _, cfg = load_experiment(read_params(tmp / "params.yaml"), "tiny")
+    pipeline, cfg = load_experiment(read_params(tmp / "params.yaml"), "tiny")
+    cfg = cfg.model_copy(update={"precision": resolve_precision(pipeline.precision, torch.device("cpu"))})  # as the stage
     data = load_prepared(tmp / "data" / "prepared.npz")
     ckpt = tmp / "train" / "seed-0" / "checkpoint.pt"
     train_gan(cfg, data["x_train"], data["y_train"], num_epochs=epochs, device=torch.device("cpu"),

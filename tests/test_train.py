@@ -114,9 +114,10 @@ def test_weight_clipping_keeps_every_critic_parameter_in_range(images, tmp_path)
 DCGAN_SMALL = dict(generator={"arch": "dcgan", "nz": 8, "ngf": 8}, discriminator={"arch": "dcgan", "ndf": 8})
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("overrides", [{}, DCGAN_SMALL], ids=["mlp", "dcgan-channels-last"])
-def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path, overrides):
-    cfg = small_config(**overrides)
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path, overrides, precision):
+    cfg = small_config(**overrides).model_copy(update={"precision": precision})
     torch.manual_seed(0)
     full = train_gan(cfg, images, np.zeros(64), num_epochs=2, device=CPU, checkpoint_path=tmp_path / "full.pt")
     torch.manual_seed(0)
@@ -127,6 +128,36 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path, 
     for part in ("generator", "discriminator"):
         for k in full[part]:
             assert torch.equal(full[part][k], resumed[part][k]), f"{part}.{k} differs after resume"
+
+
+def test_resume_in_another_precision_is_refused_by_name(images, tmp_path):
+    fp32 = small_config().model_copy(update={"precision": "fp32"})
+    train_gan(fp32, images, np.zeros(64), num_epochs=1, device=CPU, checkpoint_path=tmp_path / "c.pt")
+    with pytest.raises(ConfigError, match=r"precision: saved 'fp32', now 'bf16'"):
+        train_gan(fp32.model_copy(update={"precision": "bf16"}), images, np.zeros(64), num_epochs=2, device=CPU,
+                  checkpoint_path=tmp_path / "c.pt")
+    train_gan(fp32, images, np.zeros(64), num_epochs=2, device=CPU, checkpoint_path=tmp_path / "c.pt")  # same: resumes
+
+
+@pytest.mark.parametrize("overrides", [{}, DCGAN_SMALL, {"loss": "wasserstein", "gp_weight": 10.0, "n_critic": 2}],
+                         ids=["mlp", "dcgan", "wgan-gp"])
+def test_bf16_autocast_trains_other_numbers_on_float32_state(images, tmp_path, overrides):
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        cfg = small_config(**overrides).model_copy(update={"precision": precision})
+        runs[precision] = train_gan(cfg, images, np.zeros(64), num_epochs=1, device=CPU,
+                                    checkpoint_path=tmp_path / f"{precision}.pt")
+    fp32, bf16 = runs["fp32"], runs["bf16"]
+    assert bf16["config"]["precision"] == "bf16" and fp32["config"]["precision"] == "fp32"
+    # master weights and optimiser states stay float32; the losses are finite float32 numbers
+    for state in (bf16["generator"], bf16["discriminator"]):
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+    assert all(s["exp_avg"].dtype == torch.float32 for s in bf16["opt_d"]["state"].values())
+    assert all(math.isfinite(h["loss_d"]) and math.isfinite(h["loss_g"]) for h in bf16["history"])
+    # ... but the arithmetic is not float32's: same seed, other weights, losses within a few percent
+    assert any(not torch.equal(fp32["generator"][k], bf16["generator"][k]) for k in fp32["generator"])
+    assert bf16["history"][0]["loss_d"] == pytest.approx(fp32["history"][0]["loss_d"], rel=0.1)
 
 
 def test_channels_last_changes_the_layout_of_conv_gans_only():

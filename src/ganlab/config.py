@@ -151,9 +151,11 @@ class ExperimentConfig(Strict):
     # sigma 1.1; the report draws it on the base's curve.
     sweep_of: str | None = None
     # Set by `load_experiment`, never in a section: the training seed from the top-level `seeds` list, and the
-    # architecture family from `experiments.<name>.nets`.
+    # architecture family from `experiments.<name>.nets`. `precision`: the resolved top-level `precision` (bf16
+    # autocast or fp32), set by the train stage once it knows the device; None = fp32.
     seed: NonNegativeInt = 0
     nets: str | None = None
+    precision: Literal["bf16", "fp32"] | None = None
     grid_size: PositiveInt = 64  # images in the per-epoch sample grid
 
     @model_validator(mode="after")
@@ -184,6 +186,9 @@ class PipelineConfig(Strict):
 
     scale: Literal["quick", "paper"] = "quick"
     device: str = "auto"
+    # Training's matrix products: auto = bfloat16 autocast where the device runs bf16 natively (AVX512_BF16 / AMX
+    # CPUs, CUDA with bf16), else float32; bf16 / fp32 force one. Weights, optimiser states and losses stay float32.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     max_batches_per_epoch: PositiveInt | None = None  # debug/smoke knob: cut every epoch short
     datasets: list[str]
     experiments: dict[str, ExperimentEntry]  # experiment name -> {dataset, nets}
@@ -248,6 +253,9 @@ class PipelineConfig(Strict):
             if "seed" in value:
                 raise ValueError(f"{key}.seed: the training seed comes from the top-level `seeds` list "
                                  f"(now {self.seeds}); remove it from the section")
+            if "precision" in value:
+                raise ValueError(f"{key}.precision: the precision is the top-level `precision` (now "
+                                 f"{self.precision!r}); remove it from the section")
             if value.get("sweep_of") is not None:
                 _check_sweep_point(key, value, self.model_extra)
         return self

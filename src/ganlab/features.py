@@ -38,6 +38,7 @@ from ganlab.inception import (
 )
 from ganlab.metrics import feature_statistics
 from ganlab.nets.classifier import FEATURE_ARCHS, build_feature_net
+from ganlab.progress import Progress
 
 
 class FeatureSpace(Protocol):
@@ -105,14 +106,16 @@ def train_feature_net(
     num_epochs: int,
     device: torch.device,
     max_batches_per_epoch: int | None = None,
+    progress: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the network `cfg.arch` on a prepared dataset (`ganlab.data.arrays.load_prepared`), by its kind:
-    `train_classifier` (needs labels) or `train_autoencoder`. Returns (model in eval mode, info)."""
+    `train_classifier` (needs labels) or `train_autoencoder`. Returns (model in eval mode, info). `progress`: a
+    label to show the steps under (`ganlab.progress`), None for none."""
     kind = FEATURE_ARCHS[cfg.arch].kind
     if kind == "autoencoder":
         return train_autoencoder(
             cfg, data["x_train"], data["x_test"],
-            num_epochs=num_epochs, device=device, max_batches_per_epoch=max_batches_per_epoch,
+            num_epochs=num_epochs, device=device, max_batches_per_epoch=max_batches_per_epoch, progress=progress,
         )
     if data["y_train"].min() < 0:
         raise ValueError(
@@ -120,7 +123,7 @@ def train_feature_net(
         )
     return train_classifier(
         cfg, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
-        num_epochs=num_epochs, device=device, max_batches_per_epoch=max_batches_per_epoch,
+        num_epochs=num_epochs, device=device, max_batches_per_epoch=max_batches_per_epoch, progress=progress,
     )
 
 
@@ -157,6 +160,7 @@ def train_classifier(
     num_epochs: int,
     device: torch.device,
     max_batches_per_epoch: int | None = None,
+    progress: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit the classifier `cfg.arch` with Adam (`cfg.lr_schedule`) + cross-entropy on uint8 (N, H, W, C)
     images; returns it (eval mode) and {"test_accuracy", "train_loss", "num_epochs"}. Deterministic given
@@ -169,18 +173,21 @@ def train_classifier(
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # init and dropout
     model = build_feature_net(cfg.arch, x_train.shape[3], x_train.shape[1], num_classes, cfg.feature_dim).to(device)
-    opt, schedule = _adam(model, cfg, num_epochs * _steps_per_epoch(len(x_train), cfg, max_batches_per_epoch))
+    total_steps = num_epochs * _steps_per_epoch(len(x_train), cfg, max_batches_per_epoch)
+    opt, schedule = _adam(model, cfg, total_steps)
     data, labels = torch.as_tensor(x_train).to(device), torch.as_tensor(y_train).long().to(device)
     loss = torch.tensor(float("nan"))
-    for _ in range(num_epochs):
-        model.train()
-        for idx in _minibatches(len(data), cfg, gen, max_batches_per_epoch):
-            idx = idx.to(device)
-            loss = F.cross_entropy(model(to_model(data[idx])), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
+    with Progress(progress or "", total_steps, enabled=progress is not None) as bar:
+        for _ in range(num_epochs):
+            model.train()
+            for idx in _minibatches(len(data), cfg, gen, max_batches_per_epoch):
+                idx = idx.to(device)
+                loss = F.cross_entropy(model(to_model(data[idx])), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                schedule.step()
+                bar.update()
     model.eval()
     predictions = predict(model, x_test, device=device)
     accuracy = float((predictions == y_test).mean())
@@ -195,6 +202,7 @@ def train_autoencoder(
     num_epochs: int,
     device: torch.device,
     max_batches_per_epoch: int | None = None,
+    progress: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit the autoencoder `cfg.arch` with Adam (`cfg.lr_schedule`) + pixel MSE (in the model's [-1, 1]
     scale) on uint8 (N, H, W, C) images; returns it (eval mode) and {"test_reconstruction_mse", "train_loss",
@@ -204,18 +212,21 @@ def train_autoencoder(
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model = build_feature_net(cfg.arch, x_train.shape[3], x_train.shape[1], 0, cfg.feature_dim).to(device)
-    opt, schedule = _adam(model, cfg, num_epochs * _steps_per_epoch(len(x_train), cfg, max_batches_per_epoch))
+    total_steps = num_epochs * _steps_per_epoch(len(x_train), cfg, max_batches_per_epoch)
+    opt, schedule = _adam(model, cfg, total_steps)
     data = torch.as_tensor(x_train).to(device)
     loss = torch.tensor(float("nan"))
-    for _ in range(num_epochs):
-        model.train()
-        for idx in _minibatches(len(data), cfg, gen, max_batches_per_epoch):
-            x = to_model(data[idx.to(device)])
-            loss = F.mse_loss(model(x), x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
+    with Progress(progress or "", total_steps, enabled=progress is not None) as bar:
+        for _ in range(num_epochs):
+            model.train()
+            for idx in _minibatches(len(data), cfg, gen, max_batches_per_epoch):
+                x = to_model(data[idx.to(device)])
+                loss = F.mse_loss(model(x), x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                schedule.step()
+                bar.update()
     model.eval()
     mse = reconstruction_mse(model, x_test, device=device)
     return model, {"test_reconstruction_mse": mse, "train_loss": float(loss.detach()), "num_epochs": num_epochs}

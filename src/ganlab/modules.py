@@ -105,6 +105,12 @@ def load_modules(checkpoint: dict[str, Any], device: torch.device) -> GANModules
     return parts
 
 
+def trained_precision(checkpoint: dict[str, Any]) -> str:
+    """The precision the checkpoint was trained in ("bf16" autocast or "fp32"; checkpoints before the knob: fp32).
+    Its networks are float32 either way (bf16 autocast keeps float32 master weights)."""
+    return checkpoint["config"].get("precision") or "fp32"
+
+
 def load_sampler(checkpoint: dict[str, Any], device: torch.device) -> LatentGenerator:
     """The checkpoint's sampler, in eval mode: ε (B, nz) [+ k] -> images; see `LatentGenerator`."""
     return load_modules(checkpoint, device).sampler().to(device).eval()

@@ -67,6 +67,7 @@ from ganlab.config import ConfigError, ExperimentConfig, PipelineConfig, Scaled,
 from ganlab.data.arrays import to_model, to_uint8
 from ganlab.modules import load_modules
 from ganlab.nets.registry import validate_net
+from ganlab.progress import Progress
 from ganlab.samplers import (
     DDLSConfig,
     DGflowConfig,
@@ -402,17 +403,23 @@ def load_gan(state: dict[str, Any], device: torch.device) -> FrozenGAN:
 @dataclass(frozen=True)
 class Context:
     """What a method may use besides the GAN: the scale, the device, the compute batch size (speed only)
-    and real training images (uint8 (N, H, W, C)) for the DRS calibration head."""
+    and real training images (uint8 (N, H, W, C)) for the DRS calibration head; `progress`: a label to show the
+    images made under (`ganlab.progress`), None for none."""
 
     scale: str
     device: torch.device
     batch_size: int
     real_images: np.ndarray | None = None
+    progress: str | None = None
 
 
-def _in_batches(seeds: np.ndarray, batch_size: int, make: Callable[[np.ndarray], Tensor]) -> np.ndarray:
+def _in_batches(seeds: np.ndarray, ctx: Context, make: Callable[[np.ndarray], Tensor]) -> np.ndarray:
     """uint8 images of make(seed batch) -> (B, C, H, W) in [-1, 1], concatenated in seed order."""
-    out = [to_uint8(make(seeds[i : i + batch_size]).detach()).cpu().numpy() for i in range(0, len(seeds), batch_size)]
+    out = []
+    with Progress(ctx.progress or "", len(seeds), unit="image", enabled=ctx.progress is not None) as bar:
+        for i in range(0, len(seeds), ctx.batch_size):
+            out.append(to_uint8(make(seeds[i : i + ctx.batch_size]).detach()).cpu().numpy())
+            bar.update(len(out[-1]))
     return np.concatenate(out)
 
 
@@ -421,7 +428,7 @@ def run_none(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, pr
         with torch.no_grad():
             return gan.generator(seeded_normal(s.tolist(), (gan.nz,), ctx.device))
 
-    return _in_batches(seeds, ctx.batch_size, make), seeds, {}
+    return _in_batches(seeds, ctx, make), seeds, {}
 
 
 def run_truncation(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
@@ -430,7 +437,7 @@ def run_truncation(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Conte
             return gan.generator(truncated_normal(s.tolist(), (gan.nz,), cfg.psi, ctx.device))
 
     info = {"truncation": {"psi": cfg.psi, "convention": TRUNCATION_CONVENTION}}
-    return _in_batches(seeds, ctx.batch_size, make), seeds, info
+    return _in_batches(seeds, ctx, make), seeds, info
 
 
 def _critic_note(gan: FrozenGAN) -> str:
@@ -451,7 +458,7 @@ def run_dgflow(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, 
 
     info = {"dgflow": {"f_div": cfg.f_div, "eta": cfg.eta, "gamma": cfg.gamma, "steps": steps,
                        "start": "baseline latents z(seed)", "d": _critic_note(gan)}}
-    return _in_batches(seeds, ctx.batch_size, make), seeds, info
+    return _in_batches(seeds, ctx, make), seeds, info
 
 
 def run_ddls(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, prepared: None = None):
@@ -467,7 +474,7 @@ def run_ddls(cfg: RunConfig, gan: FrozenGAN, seeds: np.ndarray, ctx: Context, pr
     info = {"ddls": {"energy": "||z||^2/2 - d(G(z))", "sampler": "ULA", "step_size": cfg.step_size, "steps": steps,
                      "noise_std": cfg.noise_std, "decay": cfg.decay, "decay_every": cfg.decay_every,
                      "start": "baseline latents z(seed)", "d": _critic_note(gan)}}
-    return _in_batches(seeds, ctx.batch_size, make), seeds, info
+    return _in_batches(seeds, ctx, make), seeds, info
 
 
 Calibration = tuple[Callable[[Tensor], Tensor], dict[str, Any]]  # (calibrated logit function, its record)

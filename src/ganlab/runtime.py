@@ -1,5 +1,5 @@
-"""Process-level concerns, kept in one place: device choice, determinism switches, and the stage entry
-wrapper that turns expected failures into one line on stderr and a distinct exit code."""
+"""Process-level concerns, kept in one place: device and precision choice, determinism switches, and the stage
+entry wrapper that turns expected failures into one line on stderr and a distinct exit code."""
 
 from __future__ import annotations
 
@@ -38,6 +38,34 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} requested but CUDA is not available; use auto or cpu")
     return device
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def bf16_native(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when `device` runs bfloat16 matrix products in hardware: a CUDA device with bf16 support, or a CPU
+    with AVX512_BF16 or AMX-BF16 (read from `cpuinfo`; other systems: False)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """`auto` -> "bf16" where `device` runs bf16 matrix products natively (`bf16_native`), else "fp32"; "bf16" and
+    "fp32" force one (bf16 autocast works everywhere, it is only slow without hardware support)."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"precision: {name!r}; allowed: {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return "bf16" if bf16_native(device, cpuinfo) else "fp32"
+    return name
 
 
 def seed_everything(seed: int) -> None:
