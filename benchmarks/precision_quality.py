@@ -24,7 +24,7 @@ import torch
 
 from ganlab.config import read_params
 from ganlab.data.arrays import load_prepared
-from ganlab.evaluation import score
+from ganlab.scoring import score
 from ganlab.features import load_feature_net, load_reference
 from ganlab.modules import load_sampler
 from ganlab.recipe import load_recipe

@@ -14,6 +14,10 @@ seed's samples. The same stage scores post-processed samples (`evaluate_pp@<name
 point (`sweep_of: <base>` in its section) is recorded as a point of <base>'s sweep: "experiment" is the base,
 "variant" its own name and "sweep" {swept key: value}.
 
+Samples of a generator conditioned on labels (a `labels` array in the npz, see stages/sample.py) also get
+`label_accuracy`: the fraction of images the domain classifier assigns to the label they were generated with.
+The key is absent for unconditional samples and where the domain network is an autoencoder (no classes).
+
 Without the Inception weights (see stages/fetch_inception.py) every `*_inception` value is the string
 "unavailable: <reason>"; the domain metrics are unaffected.
 """
@@ -29,13 +33,14 @@ import torch
 
 from ganlab.config import PipelineConfig, flatten, load_experiment, read_params, swept_key
 from ganlab.data.arrays import load_prepared
-from ganlab.evaluation import evaluation_protocol, inception_scores, score, unavailable_inception_scores
-from ganlab.features import FeatureNet, load_feature_net, load_inception_space, load_reference
+from ganlab.evaluation import evaluation_protocol, inception_scores, unavailable_inception_scores
+from ganlab.features import FeatureNet, label_accuracy, load_feature_net, load_reference
 from ganlab.images import save_grid
-from ganlab.inception import InceptionUnavailable
+from ganlab.inception import InceptionUnavailable, load_inception_space
 from ganlab.io import read_json, write_json
 from ganlab.paths import seed_path
 from ganlab.runtime import resolve_device, stage_entry
+from ganlab.scoring import score
 from ganlab.tracking import stage_run
 
 
@@ -89,12 +94,13 @@ def main() -> None:
                     reference=reference, test_images=test_images, inception=args.inception,
                     inception_reference=args.inception_reference, inception_missing=inception_missing, out=args.out,
                     device=device)  # fmt: skip
-    for i, training_seed in enumerate(pipeline.seeds):
+    for i, training_seed in enumerate(pipeline.seeds_of(args.experiment)):
         with np.load(seed_path(args.samples, training_seed, ".npz"), allow_pickle=False) as f:
             images, seeds, checkpoint_sha256 = f["images"], f["seeds"], str(f["checkpoint_sha256"])
             precision = str(f["training_precision"])
-        _evaluate(ev, training_seed=training_seed, images=images, seeds=seeds, checkpoint_sha256=checkpoint_sha256,
-                  precision=precision,
+            labels = f["labels"] if "labels" in f.files else None  # only samples of a conditional generator
+        _evaluate(ev, training_seed=training_seed, images=images, seeds=seeds, labels=labels,
+                  checkpoint_sha256=checkpoint_sha256, precision=precision,
                   grid=args.grid if i == 0 else None)  # fmt: skip
 
 
@@ -114,13 +120,15 @@ def _score_inception(ev: Evaluation, images: np.ndarray) -> tuple[dict[str, Any]
     return inception_scores(metrics), (inception, inception_reference)
 
 
-def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: np.ndarray, checkpoint_sha256: str,
-              precision: str, grid: Path | None) -> None:  # fmt: skip
+def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: np.ndarray, labels: np.ndarray | None,
+              checkpoint_sha256: str, precision: str, grid: Path | None) -> None:  # fmt: skip
     evaluate = ev.pipeline.evaluate
     name = f"{ev.experiment}" if ev.method == "none" else f"{ev.experiment}+{ev.method}"
     run_params = {"experiment": ev.experiment, "method": ev.method, "seed": training_seed}
     with stage_run("evaluate", f"evaluate@{name}", run_params):
         metrics = score(images, ev.net, ev.reference, nearest_k=evaluate.nearest_k, device=ev.device)
+        if labels is not None and ev.net.kind == "classifier":
+            metrics["label_accuracy"] = label_accuracy(ev.net, images, labels, device=ev.device)
         inception_metrics, inception = _score_inception(ev, images)
         provenance = {"first_sample_seed": int(seeds[0]), "training_seed": training_seed,
                       "checkpoint_sha256": checkpoint_sha256, "training_precision": precision,

@@ -11,6 +11,10 @@ its space and in Inception-v3 pool3.
 an autoencoder (for unlabelled data; its test reconstruction MSE is reported). The references hold the
 first `evaluate.n_samples` test images' features, mean and float64 covariance. When the Inception weights
 are unavailable (see `stages/fetch_inception.py`), the Inception reference holds only the reason.
+
+The metrics file carries the space's report card (`ganlab.battery`, `features.<dataset>.battery`): FID and
+precision / recall / density / coverage (k = `evaluate.nearest_k`) of real train images, half the classes, one
+image, noise and corrupted images against the first n test images, and whether the bars of issue 15 hold.
 """
 
 import argparse
@@ -18,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ganlab.battery import battery_record
 from ganlab.config import EvaluateConfig, FeatureNetConfig, load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.features import (
     compute_reference,
     load_feature_net,
-    load_inception_space,
     save_feature_net,
     train_feature_net,
 )
 from ganlab.inception import FEATURE_SPACE as INCEPTION_FEATURE_SPACE
-from ganlab.inception import InceptionUnavailable, unavailable
+from ganlab.inception import InceptionUnavailable, load_inception_space, unavailable
 from ganlab.io import read_json, save_npz_atomic, write_json
 from ganlab.runtime import resolve_device, seed_everything, set_deterministic, stage_entry
 from ganlab.schema import ConfigError
@@ -89,7 +93,10 @@ def main() -> None:
             "reference_key": str(inception_reference["key"]),
         }
 
-    quality = {k: v for k, v in info.items() if k in ("test_accuracy", "test_reconstruction_mse")}
+    battery = battery_record(net, data["x_train"], data["x_test"], data["y_test"], n=cfg.battery.n,
+                             seed=cfg.battery.seed, nearest_k=evaluate.nearest_k, device=device)  # fmt: skip
+
+    quality = {k: v for k, v in info.items() if k in ("test_accuracy", "test_rejected", "test_reconstruction_mse")}
     write_json(
         args.metrics,
         {
@@ -102,10 +109,13 @@ def main() -> None:
             "n_reference": n_real,
             "reference_key": str(reference["key"]),
             "inception": inception_status,
+            **battery,
         },
     )
     summary = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in quality.items())
-    print(f"features@{args.dataset}: {summary}, feature space {net.name}; Inception: {inception_status['status']}")
+    failed = [name for name, ok in battery["battery_checks"].items() if not ok]
+    print(f"features@{args.dataset}: {summary}, feature space {net.name}; Inception: {inception_status['status']}; "
+          f"battery: {', '.join(failed) + ' fail' if failed else 'every bar holds'}")
 
 
 if __name__ == "__main__":

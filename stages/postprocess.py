@@ -46,7 +46,7 @@ def main() -> None:
     ctx = Context(scale=pipeline.scale, device=device, batch_size=evaluate.batch_size, real_images=real,
                   progress=f"postprocess@{args.name}")
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
-    for training_seed in pipeline.seeds:
+    for training_seed in pipeline.seeds_of(cfg.experiment):
         _run_one(args.name, cfg, seed_path(args.checkpoints, training_seed) / CHECKPOINT, training_seed, seeds,
                  ctx, pipeline, out=seed_path(args.out, training_seed, ".npz"),
                  info_out=seed_path(args.info, training_seed, ".json"))

@@ -2,7 +2,7 @@
 
     python stages/report.py --metrics metrics/evaluate --train metrics/train --probe metrics/probe \
         --grids reports/grids --out reports/results.md --html reports/results.html \
-        --figures reports/figures --plots reports/plots
+        --figures reports/figures --plots reports/plots --features metrics/features
 
 Writes reports/results.md, the self-contained reports/results.html, PNGs under reports/figures and CSV series
 for `dvc plots` under reports/plots; logs the figures and the verdict counts to MLflow (run `report`).
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--html", default=Path("reports/results.html"), type=Path)
     parser.add_argument("--figures", default=Path("reports/figures"), type=Path)
     parser.add_argument("--plots", default=Path("reports/plots"), type=Path)
+    parser.add_argument("--features", default=Path("metrics/features"), type=Path, help="the feature spaces' batteries")
     args = parser.parse_args()
 
     import mlflow
@@ -36,9 +37,10 @@ def main() -> None:
         report = write_report(
             metrics_dir=args.metrics, train_dir=args.train, probe_dir=args.probe, grids_dir=args.grids,
             out_md=args.out, out_html=args.html, figures_dir=args.figures, plots_dir=args.plots,
+            features_dir=args.features,
         )
         counts = {s: sum(v.status == s for _, v in report.verdicts) for s in STATUSES}
-        mlflow.log_metrics({f"claims_{s.replace(' ', '_')}": n for s, n in counts.items()})
+        mlflow.log_metrics({f"claims_{s.replace(':', '').replace(' ', '_')}": n for s, n in counts.items()})
         mlflow.log_metric("evaluated_runs", len(report.results.evaluations))
         for path in report.figures.values():
             if path is not None:

@@ -3,7 +3,9 @@ any batch size).
 
     python stages/sample.py --experiment vanilla --checkpoints data/train/vanilla --out data/samples/vanilla
 
-Reads <checkpoints>/seed-<s>/checkpoint.pt and writes <out>/seed-<s>.npz for every s of `seeds`.
+Reads <checkpoints>/seed-<s>/checkpoint.pt and writes <out>/seed-<s>.npz for every s of `seeds`: `images`,
+`seeds`, the checkpoint's sha256, and, for a generator conditioned on labels (a labelled prior), `labels`: the
+class each image was generated with (evaluate@ scores the domain classifier's agreement with them).
 """
 
 import argparse
@@ -31,14 +33,17 @@ def main() -> None:
     device = resolve_device(pipeline.device)
     evaluate = pipeline.evaluate
     seeds = evaluation_seeds(evaluate.n_samples.at(pipeline.scale), evaluate.seed)
-    for training_seed in pipeline.seeds:
+    for training_seed in pipeline.seeds_of(args.experiment):
         checkpoint = seed_path(args.checkpoints, training_seed) / CHECKPOINT
         state = ckpt_io.load(checkpoint, map_location=device)
         generator = load_sampler(state, device)
         images = generate(generator, seeds, device=device)
+        labels = generator.labels_for(seeds, device)  # None: not conditioned on labels, and no `labels` key
+        conditional = {} if labels is None else {"labels": labels.cpu().numpy()}
         out = seed_path(args.out, training_seed, ".npz")
         save_npz_atomic(out, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),
-                        training_seed=training_seed, training_precision=trained_precision(state), method="none")
+                        training_seed=training_seed, training_precision=trained_precision(state), method="none",
+                        **conditional)  # fmt: skip
         print(f"sample@{args.experiment} seed {training_seed}: {len(images)} images -> {out}")
 
 

@@ -23,7 +23,7 @@ from ganlab import plots
 from ganlab.catalogue import METRICS, Stat, SweepPoint
 from ganlab.config import load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
-from ganlab.evaluation import evaluation_protocol, score
+from ganlab.evaluation import evaluation_protocol
 from ganlab.features import load_feature_net, load_reference
 from ganlab.io import write_csv, write_json
 from ganlab.modules import trained_precision
@@ -39,6 +39,7 @@ from ganlab.postprocess import (
 )
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.sampling import evaluation_seeds
+from ganlab.scoring import score
 from ganlab.tracking import stage_run
 
 
@@ -91,9 +92,10 @@ def main() -> None:
                                        seed=evaluate.seed, provenance=provenance)
         series = sweep_series(cfg, points, protocol, scale=pipeline.scale, **shared)
         write_json(args.out, series)
-        write_csv(args.csv, [{k: p[k] for k in (cfg.key, *METRICS, *curves)} for p in series["points"]])
+        columns = [k for k in (cfg.key, *METRICS, *curves) if k in series["points"][0]]  # no label accuracy here
+        write_csv(args.csv, [{k: p[k] for k in columns} for p in series["points"]])
         mode = f" ({series['method_params']['mode']} mode)" if "mode" in series["method_params"] else ""
-        drawn = [SweepPoint(p[cfg.key], {m: Stat.of([p[m]]) for m in (*METRICS, *curves)}) for p in series["points"]]
+        drawn = [SweepPoint(p[cfg.key], {m: Stat.of([p[m]]) for m in columns[1:]}) for p in series["points"]]
         figure = plots.sweep({f"{cfg.experiment}+{cfg.method}": drawn}, x_label=f"{cfg.method} {cfg.key}{mode}",
                              out=args.figure, metrics=("fid", "precision", "recall", *curves))
         mlflow.log_artifact(str(figure), artifact_path="figures")

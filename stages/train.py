@@ -1,15 +1,20 @@
 """Stage `train@<experiment>`: train one GAN recipe once per seed of `seeds`, resuming any interrupted run.
 
     python stages/train.py --experiment vanilla --data data/prepared/mnist.npz --out data/train/vanilla \
-        --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv
+        --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv \
+        --curve metrics/train/vanilla_curve.csv --net data/features/mnist/network.pt
 
 Per seed s: data/train/<experiment>/seed-<s>/checkpoint.pt and its grids/ folder, one MLflow run. Precision: the
 top-level `precision` resolved for the device (`ganlab.runtime.resolve_precision`: bf16 autocast on CPUs with
 AVX512_BF16 / AMX and on CUDA devices with bf16, else fp32), recorded in the checkpoint's config, the MLflow
 params and the metrics. Per epoch:
 mean D and G losses (MLflow metrics with step = epoch, and the CSV for `dvc plots`, one `seed` column), a sample
-grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states). The
-metrics JSON holds the mean final losses over the seeds and each seed's summary under `runs`.
+grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, epoch, config, RNG states). Every
+`curves.eval_every` epochs and at the last, a learning-curve point (`ganlab.curves`: FID, precision, recall,
+density, coverage of `curves.n_samples` fixed latents in the domain space of --net): MLflow metrics with
+step = epoch and a row of the --curve CSV (seed, epoch, training seconds so far, the scores). The metrics JSON
+holds the mean final losses over the seeds and each seed's summary under `runs` (with its last curve point, the
+curve protocol and, for mixture priors, `prior_changed`: the fraction of μ and σ entries training moved).
 
 Data parallel on N processes (gloo on the CPU, nccl on CUDA; see `ganlab.distributed`): the same
 arguments under `torchrun --standalone --nproc_per_node N stages/train.py ...`; rank 0 alone writes the
@@ -27,11 +32,14 @@ import mlflow
 from ganlab import checkpoint as ckpt_io
 from ganlab import distributed
 from ganlab.config import flatten, read_params
-from ganlab.recipe import load_recipe
+from ganlab.curves import CurveScorer, curve_rows
 from ganlab.data.arrays import load_prepared
+from ganlab.features import load_feature_net
 from ganlab.images import save_grid
 from ganlab.io import write_csv, write_json
+from ganlab.modules import prior_changed
 from ganlab.paths import CHECKPOINT, seed_path
+from ganlab.recipe import load_recipe
 from ganlab.runtime import (
     BadInputError,
     remove_stale_temporaries,
@@ -55,6 +63,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder of the seed-<s>/ checkpoint folders")
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--losses", required=True, type=Path)
+    parser.add_argument("--curve", required=True, type=Path, help="CSV of the learning curves (all seeds)")
+    parser.add_argument("--net", required=True, type=Path, help="the domain feature network (learning curves)")
     args = parser.parse_args()
 
     params = read_params(args.params)
@@ -62,7 +72,7 @@ def main() -> None:
     device = resolve_device(pipeline.device)
     precision = resolve_precision(pipeline.precision, device)  # in each seed's config: resume refuses a change
     configs = [load_recipe(params, args.experiment, seed)[1].model_copy(update={"precision": precision})
-               for seed in pipeline.seeds]
+               for seed in pipeline.seeds_of(args.experiment)]
     dist = distributed.init_from_env(device)  # one process without torchrun: distributed.SINGLE
     try:
         data = _load_data(args, cfg)
@@ -72,10 +82,13 @@ def main() -> None:
     finally:
         distributed.shutdown(dist)
     if dist.is_main:
-        write_csv(args.losses, [{"seed": run["seed"], **row} for run in runs for row in run.pop("history")])
+        histories = {run["seed"]: run.pop("history") for run in runs}
+        write_csv(args.losses, [{"seed": seed, **{k: v for k, v in row.items() if k != "curve"}}
+                                for seed, history in histories.items() for row in history])
+        write_csv(args.curve, [row for seed, history in histories.items() for row in curve_rows(history, seed)])
         write_json(args.metrics, {
             "experiment": args.experiment,
-            "seeds": pipeline.seeds,
+            "seeds": pipeline.seeds_of(args.experiment),
             **{k: sum(run[k] for run in runs) / len(runs) for k in ("final_loss_d", "final_loss_g")},
             "train_seconds": sum(run["train_seconds"] for run in runs),
             "runs": runs,
@@ -111,6 +124,16 @@ def _check_resume_point(checkpoint: Path, dist) -> None:
             ) from None
 
 
+def _curve_scorer(args, pipeline, cfg, data, device) -> CurveScorer | None:
+    if pipeline.curves is None:
+        return None
+    curves = pipeline.curves
+    return CurveScorer.build(load_feature_net(args.net, device), data["x_test"], n_samples=curves.n_samples,
+                             seed=curves.seed, nearest_k=pipeline.evaluate.nearest_k,
+                             eval_every=curves.eval_every.at(pipeline.scale),
+                             last_epoch=cfg.num_epochs.at(pipeline.scale), device=device)
+
+
 def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
     """Train (or resume) seed `cfg.seed`; returns its summary with the loss history (rank 0), else None."""
     seed_everything(cfg.seed)
@@ -133,12 +156,14 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
     }
 
     def log_epoch(log, generator) -> None:
-        mlflow.log_metrics({"loss_d": log.loss_d, "loss_g": log.loss_g, "epoch_seconds": log.seconds}, step=log.epoch)
+        mlflow.log_metrics({"loss_d": log.loss_d, "loss_g": log.loss_g, "epoch_seconds": log.seconds, **log.extra},
+                           step=log.epoch)
         if log.grid_path is not None:
             mlflow.log_artifact(str(log.grid_path), artifact_path="grids")
         print(f"train@{args.experiment} seed {cfg.seed} epoch {log.epoch}/{num_epochs}: loss_d {log.loss_d:.4f} "
               f"loss_g {log.loss_g:.4f} ({log.seconds:.1f}s)", flush=True)
 
+    scorer = _curve_scorer(args, pipeline, cfg, data, device)
     t0 = time.perf_counter()
     run = stage_run("train", f"train@{args.experiment}", run_params) if dist.is_main else contextlib.nullcontext()
     with run:
@@ -148,7 +173,7 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
             num_classes=len(data["class_names"]), max_batches_per_epoch=max_batches,
             on_epoch=log_epoch,
             save_grid=lambda images, epoch: save_grid(images, folder / "grids" / f"epoch_{epoch:04d}.png"),
-            dist=dist, progress=f"train@{args.experiment} seed {cfg.seed}",
+            dist=dist, progress=f"train@{args.experiment} seed {cfg.seed}", curve=scorer,
         )
         distributed.save_rank_state_for_debug(state, dist)
         if not dist.is_main:
@@ -163,6 +188,8 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
             "wall_seconds_this_run": time.perf_counter() - t0,
             "device": str(device),
             "precision": cfg.precision,
+            **({"curve": history[-1].get("curve"), "curve_protocol": scorer.protocol()} if scorer else {}),
+            **({"prior_changed": changed} if (changed := prior_changed(state)) else {}),
         }
         mlflow.log_metrics({"train_seconds": summary["train_seconds"]})
     return summary | {"history": history}

@@ -85,6 +85,7 @@ def tiny_params(precision: str = "auto", **experiment: Any) -> dict[str, Any]:
     params["experiments"] = {"tiny": {"dataset": "mnist", "nets": "mlp"}}
     params["probes"] = {}
     params["interpolations"] = {}
+    params["curves"] = {"eval_every": {"quick": 1, "paper": 1}, "n_samples": 32, "seed": 1}  # every epoch, cheap
     params["tiny"] = {
         "generator": {"arch": "mlp", "nz": 16, "hidden": [64, 128], "batch_norm": False},
         "discriminator": {"arch": "mlp", "hidden": [128, 64], "dropout": 0.3},
@@ -105,8 +106,20 @@ def write_params(path: Path, params: dict[str, Any]) -> Path:
 
 
 def write_tiny_dataset(path: Path, n_train: int = 256, n_test: int = 32, seed: int = 0) -> Path:
-    """A prepared dataset in the project's npz format: uint8 (N, 28, 28, 1) blobs, 10 classes."""
+    """A prepared dataset in the project's npz format: uint8 (N, 28, 28, 1) blobs, 10 classes; and beside it
+    `network.pt`, an untrained 16-D LeNet as the domain feature network of the train stage's learning curves."""
+    from ganlab.config import FeatureNetConfig
     from ganlab.data.common import write_npz
+    from ganlab.features import save_feature_net
+    from ganlab.nets.classifier import build_feature_net
+
+    import torch
+
+    with torch.random.fork_rng():  # seeded weights, the caller's RNG untouched
+        torch.manual_seed(seed)
+        net = build_feature_net("lenet", 1, 28, 10, 16)
+    save_feature_net(net, path.parent / "network.pt", dataset="mnist", info={},
+                     cfg=FeatureNetConfig(arch="lenet", feature_dim=16, num_epochs={"quick": 1, "paper": 1}))
 
     rng = np.random.default_rng(seed)
     arrays = {
@@ -135,6 +148,8 @@ def train_args(tmp: Path, experiment: str = "tiny") -> list[str]:
         "--out", str(tmp / "train"),
         "--metrics", str(tmp / "metrics" / f"{experiment}.json"),
         "--losses", str(tmp / "metrics" / f"{experiment}_losses.csv"),
+        "--curve", str(tmp / "metrics" / f"{experiment}_curve.csv"),
+        "--net", str(tmp / "data" / "network.pt"),
     ]
 
 

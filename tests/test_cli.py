@@ -166,7 +166,7 @@ def test_real_vs_real_is_small_and_noise_is_large(fx, capsys):
 
 
 def test_score_matches_the_library_call_of_the_evaluate_stage(fx, capsys):
-    from ganlab.evaluation import score as library_score
+    from ganlab.scoring import score as library_score
     from ganlab.features import load_feature_net, load_reference
 
     cli = score(fx, capsys, "--samples", fx["files"] / "real.npz")

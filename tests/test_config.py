@@ -140,3 +140,27 @@ def test_validate_writes_each_recipe_with_a_sweep_points_base_merged_in(root, pa
     base = json.loads((tmp_path / "resolved" / "gmgan.json").read_text())
     point = json.loads((tmp_path / "resolved" / "gmgan_sigma1p1.json").read_text())
     assert base == params["gmgan"] and point == {**params["gmgan"], "sweep_of": "gmgan", "sigma": 1.1}
+
+
+def test_per_experiment_seeds_override_the_list_and_start_with_its_first(params):
+    params["seeds"] = [0]
+    params["experiments"]["vanilla"]["seeds"] = [0, 1, 2]
+    pipeline, cfg = load_experiment(params, "vanilla", seed=2)
+    assert pipeline.seeds_of("vanilla") == [0, 1, 2] and cfg.seed == 2
+    assert pipeline.seeds_of("wgan") == [0]  # the others keep the top-level list
+    with pytest.raises(ConfigError, match=r"seed 1 is not among wgan's training seeds \[0\]"):
+        load_experiment(params, "wgan", seed=1)
+    params["experiments"]["vanilla"]["seeds"] = [1, 2, 3]  # sweeps, probes, interpolations use seeds[0]
+    with pytest.raises(ConfigError, match=r"experiments.vanilla.seeds: .*starting with seeds\[0\] = 0"):
+        load_pipeline(params)
+    params["experiments"]["vanilla"]["seeds"] = [0, 1, 1]
+    with pytest.raises(ConfigError, match="experiments.vanilla.seeds: distinct"):
+        load_pipeline(params)
+
+
+def test_a_probe_entry_repeats_dataset_and_nets_not_the_seeds(params):
+    params["experiments"]["bigan_mnist"]["seeds"] = [0, 1, 2]
+    assert load_pipeline(params).probes["bigan_mnist"].place() == ("mnist", "mlp")
+    params["probes"]["bigan_mnist"] = {"dataset": "mnist", "nets": "dcgan"}
+    with pytest.raises(ConfigError, match="probes.bigan_mnist: must name an experiment"):
+        load_pipeline(params)

@@ -59,7 +59,7 @@ def test_repro_writes_a_finite_fid_with_its_protocol(reproduced):
     protocol = result["protocol"]
     assert protocol["n_fake"] == protocol["n_real"] == 400
     assert protocol["feature_weights_sha256"] == features["weights_sha256"]
-    assert protocol["feature_space"] == "mnist-lenet128"
+    assert protocol["feature_space"] == "mnist-lenet128-reject"  # params.yaml: the LeNet with its "not a digit" class
     assert len(protocol["checkpoint_sha256"]) == 64 and protocol["training_seed"] == 0
     assert result["params"]["optimizer.lr_g"] == 1.0e-4  # the recipe travels with the numbers
     assert "vanilla" in (dest / "reports/results.md").read_text()
@@ -108,6 +108,15 @@ def test_runs_and_metrics_are_in_the_mlflow_database(reproduced):
     assert [s for (s,) in steps] == [1, 2]
     lr = db.execute("select value from params where run_uuid = ? and key = 'vanilla.optimizer.lr_g'", (runs["train"],))
     assert lr.fetchone()[0] == "0.0001"
+    # learning curves: a point per epoch and seed, in the CSV and as MLflow metrics with step = epoch
+    curve = (dest / "metrics/train/vanilla_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("seed,epoch,train_seconds,fid,precision,recall") and len(curve) == 1 + 2 * 2
+    steps = db.execute("select step from metrics where run_uuid = ? and key = 'recall' order by step", (runs["train"],))
+    assert [s for (s,) in steps] == [1, 2]
+    # KID beside FID; label accuracy only where the generator is given labels (gmgan's supervised mixture)
+    assert math.isfinite(result["kid"]) and result["kid_std"] >= 0 and "label_accuracy" not in result
+    gmgan = yaml.safe_load((dest / "metrics/evaluate/gmgan/seed-0.json").read_text())
+    assert 0.0 <= gmgan["label_accuracy"] <= 1.0
 
 
 def test_second_repro_is_a_no_op(reproduced):

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -15,21 +16,26 @@ import torch
 from torch import nn
 
 from ganlab import checkpoint as ckpt_io
-from ganlab.config import FeatureNetConfig, parse
+from ganlab.config import FeatureNetConfig, RejectClassConfig, parse
 from ganlab.data.arrays import load_prepared
 from ganlab.data.common import write_npz
-from ganlab.evaluation import METRICS, score, unavailable_inception_scores
+from ganlab.evaluation import unavailable_inception_scores
+from ganlab.scoring import METRICS, score
 from ganlab.features import (
+    FeatureNet,
     _adam,
     compute_reference,
     embed,
+    label_accuracy,
     load_feature_net,
-    load_inception_space,
+    NEGATIVES,
     load_reference,
+    predict,
     save_feature_net,
+    smooth_fields,
     train_feature_net,
 )
-from ganlab.inception import FIDInceptionPool3, InceptionUnavailable, weights_record
+from ganlab.inception import FIDInceptionPool3, InceptionUnavailable, load_inception_space, weights_record
 from ganlab.nets.classifier import FEATURE_ARCHS, ConvClassifier, LeNetClassifier, build_feature_net
 
 CPU = torch.device("cpu")
@@ -238,6 +244,58 @@ def test_unknown_lr_schedule_is_a_config_error_naming_the_allowed_ones():
 
 
 # ----------------------------------------------------------------------------------------------------
+# The reject class ("none of these") and its negatives
+
+
+@pytest.mark.parametrize(("size", "channels"), [(28, 1), (32, 3), (64, 3)])
+def test_smooth_fields_are_smooth_images_in_the_model_range(size, channels):
+    fields = smooth_fields(40, channels, size, gen=torch.Generator().manual_seed(0))
+    assert fields.shape == (40, channels, size, size) and fields.dtype == torch.float32
+    assert fields.min() >= -1 and fields.max() <= 1
+    torch.testing.assert_close(smooth_fields(40, channels, size, gen=torch.Generator().manual_seed(0)), fields,
+                               rtol=0, atol=0)  # fmt: skip
+    # spatially correlated: neighbours differ far less than the same pixels in shuffled places
+    order = torch.randperm(channels * size * size, generator=torch.Generator().manual_seed(1))
+    shuffled = fields.flatten(1)[:, order].view_as(fields)
+    step = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
+    assert step(fields) < step(shuffled) / 4
+    # about half are bright blobs on black (80 % of the pixels black, up to the quantile's interpolation), the rest
+    # grey fields (at most their one darkest pixel black)
+    black = (fields == -1).flatten(1).float().mean(1)
+    assert 10 <= int((black > 0.79).sum()) <= 30 and int((black > 0.79).sum()) + int((black < 0.01).sum()) == 40
+
+
+def test_a_reject_class_is_one_more_class_trained_on_negatives(tmp_path):
+    data = _dataset(tmp_path, 28, 1, n_train=48)
+    cfg = _cfg(reject_class={"negatives": "smooth_fields", "fraction": 0.25})
+    model, info = train_feature_net(cfg, data, num_epochs=6, device=CPU)
+    assert model.num_classes == 4  # the toy data's 3 classes + "none of these"
+    assert set(info) == {"test_accuracy", "test_rejected", "train_loss", "num_epochs"}
+    assert info["test_accuracy"] >= 0.9 and info["test_rejected"] <= 0.1, info
+    negatives = smooth_fields(30, 1, 28, gen=torch.Generator().manual_seed(5))  # not the training draws
+    with torch.no_grad():
+        assert (model(negatives).argmax(1) == 3).float().mean() >= 0.8
+
+    save_feature_net(model, tmp_path / "network.pt", dataset="toy", cfg=cfg, info=info)
+    assert ckpt_io.load(tmp_path / "network.pt")["reject_class"] == {"negatives": "smooth_fields", "fraction": 0.25}
+    net = load_feature_net(tmp_path / "network.pt", CPU)
+    assert net.name == "toy-lenet32-reject" and net.model.num_classes == 4
+
+
+def test_a_reject_class_needs_a_classifier_and_known_negatives():
+    from ganlab.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="features.test.reject_class: needs a classifier arch"):
+        _cfg(arch="autoencoder", reject_class={})
+    with pytest.raises(ConfigError, match="features.test.reject_class.negatives.*'smooth_fields'"):
+        _cfg(reject_class={"negatives": "blobs"})
+    with pytest.raises(ConfigError, match="features.test.reject_class.fraction"):
+        _cfg(reject_class={"fraction": 0.0})
+    # the names params.yaml may give are the negatives features.py has (config may not import features)
+    assert set(NEGATIVES) == set(get_args(RejectClassConfig.model_fields["negatives"].annotation))
+
+
+# ----------------------------------------------------------------------------------------------------
 # Reference statistics keyed by content
 
 
@@ -294,6 +352,43 @@ def test_score_in_a_domain_space(toy_net):
     fid_fresh = score(fresh, toy_net, ref, nearest_k=3, device=CPU)["fid"]
     fid_noise = score(noise, toy_net, ref, nearest_k=3, device=CPU)["fid"]
     assert 0 < fid_fresh < fid_noise / 3, (fid_fresh, fid_noise)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Label accuracy: the domain classifier's agreement with the labels a conditional G was given
+
+
+class _BrightCorner(nn.Module):
+    """A classifier by construction for `_synthetic`'s 28 px images: logit k = the mean of corner k (top-left,
+    top-right, bottom-left), so the predicted class is the corner holding the bright block, i.e. the true class."""
+
+    num_classes = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, 28, 28) in [-1, 1] -> (B, 3)
+        corners = (x[:, :, :14, :14], x[:, :, :14, 14:], x[:, :, 14:, :14])
+        return torch.stack([c.mean((1, 2, 3)) for c in corners], 1)
+
+
+def test_label_accuracy_is_the_fraction_of_images_classified_as_their_label():
+    images, y = _synthetic(30, 28, 1, labelled=True, seed=7)
+    net = FeatureNet(_BrightCorner(), "toy-corners", "none")
+    np.testing.assert_array_equal(predict(net.model, images, device=CPU), y)  # the fixture is what it claims
+    assert label_accuracy(net, images, y, device=CPU) == 1.0
+    assert label_accuracy(net, images, (y + 1) % 3, device=CPU) == 0.0  # every label wrong
+    mixed = y.copy()
+    mixed[[0, 4, 9, 13, 21, 22, 29]] = (y[[0, 4, 9, 13, 21, 22, 29]] + 2) % 3  # 7 of 30 wrong
+    assert label_accuracy(net, images, mixed, device=CPU) == 23 / 30
+
+
+def test_label_accuracy_refuses_an_autoencoder_and_labels_that_do_not_fit():
+    images, y = _synthetic(6, 28, 1, labelled=True, seed=8)
+    net = FeatureNet(_BrightCorner(), "toy-corners", "none")
+    with pytest.raises(ValueError, match="needs a classifier feature network; toy-ae is of kind 'autoencoder'"):
+        label_accuracy(FeatureNet(_BrightCorner(), "toy-ae", "none", kind="autoencoder"), images, y, device=CPU)
+    with pytest.raises(ValueError, match="one label per image"):
+        label_accuracy(net, images, y[:5], device=CPU)
+    with pytest.raises(ValueError, match=r"labels span \[0, 3\]; toy-corners has classes 0..2"):
+        label_accuracy(net, images, np.array([0, 1, 2, 3, 0, 1]), device=CPU)
 
 
 # ----------------------------------------------------------------------------------------------------

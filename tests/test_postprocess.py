@@ -34,7 +34,8 @@ from ganlab.postprocess import (
     sweep_shared,
 )
 from ganlab.runtime import seed_everything
-from ganlab.samplers import seeded_normal, truncated_normal
+from ganlab.samplers.latent import seeded_normal
+from ganlab.samplers.truncation import truncated_normal
 from ganlab.train import train_gan
 
 PIPELINE = {

@@ -123,12 +123,13 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
         _assert_identical(final[key], expected[key], key)
     for a, b in zip(final["history"], expected["history"], strict=True):
         assert (a["epoch"], a["loss_d"], a["loss_g"]) == (b["epoch"], b["loss_d"], b["loss_g"])
+        assert a["curve"] == b["curve"]  # the learning curve too: scoring draws nothing from training's RNGs
     # The other direction: the comparison can fail. The weights at the kill differ from the final ones.
     with pytest.raises(AssertionError, match="differs"):
         _assert_identical(at_kill["generator"], final["generator"], "generator")
 
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["checkpoint.pt", "grids"], "stray temporary files"
-    assert sorted(p.name for p in (killed / "metrics").iterdir()) == ["tiny.json", "tiny_losses.csv"]
+    assert sorted(p.name for p in (killed / "metrics").iterdir()) == ["tiny.json", "tiny_curve.csv", "tiny_losses.csv"]
     summary = json.loads((killed / "metrics" / "tiny.json").read_text())
     assert [r["seed"] for r in summary["runs"]] == [0] and summary["runs"][0]["epochs"] == NUM_EPOCHS
     assert summary["final_loss_d"] == summary["runs"][0]["final_loss_d"] == expected["history"][-1]["loss_d"]

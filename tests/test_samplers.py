@@ -19,19 +19,11 @@ import pytest
 import torch
 from scipy import stats
 
-from ganlab.samplers import (
-    calibrate_discriminator,
-    ddls_energy,
-    ddls_refine,
-    derived_normal,
-    derived_uniform,
-    dgflow_refine,
-    drs_logit,
-    drs_sample,
-    fit_logistic_head,
-    seeded_normal,
-    truncated_normal,
-)
+from ganlab.samplers.ddls import ddls_energy, ddls_refine
+from ganlab.samplers.dgflow import dgflow_refine
+from ganlab.samplers.drs import calibrate_discriminator, drs_logit, drs_sample, fit_logistic_head
+from ganlab.samplers.latent import derived_normal, derived_uniform, seeded_normal
+from ganlab.samplers.truncation import truncated_normal
 from ganlab.samplers.latent import _GOLDEN, _mix, _stream_words, batch_invariant_sigmoid, purpose_key
 
 MU, SD = 0.5, 0.8

@@ -49,7 +49,7 @@ def test_load_experiment_takes_the_seed_from_the_list(params):
     params["seeds"] = [4, 7]
     assert load_experiment(params, "vanilla")[1].seed == 4  # the first by default
     assert load_experiment(params, "vanilla", seed=7)[1].seed == 7
-    with pytest.raises(ConfigError, match=r"seeds: seed 5 is not in the list \[4, 7\]"):
+    with pytest.raises(ConfigError, match=r"seeds: seed 5 is not among vanilla's training seeds \[4, 7\]"):
         load_experiment(params, "vanilla", seed=5)
 
 

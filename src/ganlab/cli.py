@@ -9,7 +9,7 @@ sample grids from the pipeline's trained experiments.
 The protocol is the pipeline's, not a copy of it: the domain feature network `data/features/<dataset>/network.pt`
 and the cached real statistics `data/features/<dataset>/reference.npz` written by `dvc repro features@<dataset>`
 (the reference is refused unless its content key matches `data/prepared/<dataset>.npz` and the network),
-`ganlab.evaluation.score` for FID / precision / recall / density / coverage, `evaluate.nearest_k` from the
+`ganlab.scoring.score` for FID / precision / recall / density / coverage, `evaluate.nearest_k` from the
 repository's params.yaml, generator samples from integer seeds (`ganlab.sampling`). N real is the reference's N
 (the first N test images); N fake defaults to it.
 
@@ -35,9 +35,10 @@ from ganlab import checkpoint as ckpt_io
 from ganlab.config import EvaluateConfig, NetConfig, load_pipeline, parse, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.data.registry import DATASETS
-from ganlab.evaluation import METRICS, evaluation_protocol, score
-from ganlab.features import load_feature_net, load_inception_space, load_reference
-from ganlab.inception import InceptionUnavailable
+from ganlab.evaluation import evaluation_protocol
+from ganlab.scoring import METRICS, score
+from ganlab.features import load_feature_net, load_reference
+from ganlab.inception import InceptionUnavailable, load_inception_space
 from ganlab.io import read_json, write_json
 from ganlab.paths import CHECKPOINT, repo_root, seed_path
 from ganlab.runtime import BadInputError, resolve_device, stage_entry
@@ -322,33 +323,34 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = load_pipeline(read_params(root / "params.yaml"))
     if args.experiment not in pipeline.experiments:
         raise BadInputError(f"--experiment: unknown experiment {args.experiment!r}; allowed: {sorted(pipeline.experiments)}")
-    training_seed = pipeline.seeds[0] if args.training_seed is None else args.training_seed
-    if training_seed not in pipeline.seeds:
-        raise BadInputError(f"--training-seed: {training_seed} is not one of params.yaml `seeds` {pipeline.seeds}")
+    seeds = pipeline.seeds_of(args.experiment)
+    training_seed = seeds[0] if args.training_seed is None else args.training_seed
+    if training_seed not in seeds:
+        raise BadInputError(f"--training-seed: {training_seed} is not one of {args.experiment}'s training seeds {seeds}")
     checkpoint = seed_path(root / "data" / "train" / args.experiment, training_seed) / CHECKPOINT
     if not checkpoint.exists():
         raise BadInputError(f"{checkpoint} is missing: run `dvc repro train@{args.experiment}` first")
-    entry = pipeline.experiments[args.experiment]
+    dataset, nets = pipeline.experiments[args.experiment].place()
     device = resolve_device(args.device)
 
     # the method's options: the pipeline's postprocess.yaml entry for this experiment + method, then --set
     base: dict[str, Any] = {}
     if (root / "postprocess.yaml").exists():
-        for entry in (pp.read_postprocess(root / "postprocess.yaml").get("runs") or {}).values():
-            if isinstance(entry, dict) and entry.get("experiment") == args.experiment and entry.get("method") == args.method:
-                base = dict(entry)
+        for run in (pp.read_postprocess(root / "postprocess.yaml").get("runs") or {}).values():
+            if isinstance(run, dict) and run.get("experiment") == args.experiment and run.get("method") == args.method:
+                base = dict(run)
                 break
     overrides = parse_options(args.set)
     method = pp.METHODS.get(args.method)
     if method is not None:  # a plain number for a {quick, paper} option means both scales
         overrides = {key: pp.at_both_scales(method.config, key, value) for key, value in overrides.items()}
-    data = base | overrides | {"experiment": args.experiment, **entry.model_dump(), "method": args.method}
+    data = base | overrides | {"experiment": args.experiment, "dataset": dataset, "nets": nets, "method": args.method}
     cfg = pp.parse_run(data, f"--method {args.method}")
 
     gan = pp.load_gan(ckpt_io.load(checkpoint, map_location=device), device)
     real = None
     if args.method == "drs":
-        real = load_prepared(root / "data" / "prepared" / f"{entry.dataset}.npz")["x_train"]
+        real = load_prepared(root / "data" / "prepared" / f"{dataset}.npz")["x_train"]
     ctx = pp.Context(scale=pipeline.scale, device=device, batch_size=pipeline.evaluate.batch_size, real_images=real)
     images, seeds, info = pp.run_method(cfg, gan, evaluation_seeds(args.n, args.seed), ctx)
     save_grid(images, args.out)
@@ -359,7 +361,7 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     if args.npz is not None:
         save_npz_atomic(args.npz, images=images, seeds=seeds, checkpoint_sha256=ckpt_io.file_sha256(checkpoint),
                         method=args.method)  # fmt: skip
-        print(f"wrote {args.npz} (score it with: ganlab score --samples {args.npz} --dataset {entry.dataset})")
+        print(f"wrote {args.npz} (score it with: ganlab score --samples {args.npz} --dataset {dataset})")
     return info
 
 

@@ -60,6 +60,24 @@ class DataConfig(Strict):
     timeout_s: PositiveFloat = 30.0
 
 
+class BatteryConfig(Strict):
+    """`features.<dataset>.battery:` — the feature space's sanity battery (`ganlab.battery`): `n` images per set,
+    scored against the first `n` test images (at most half the test split); `seed` draws every set."""
+
+    n: PositiveInt = 2000
+    seed: NonNegativeInt = 0
+
+
+class RejectClassConfig(Strict):
+    """`features.<dataset>.reject_class:` — one more class for the domain classifier, "none of these", trained on
+    synthetic `negatives` (`ganlab.features.NEGATIVES`), `fraction` of them per real image in every batch (outlier
+    exposure, Hendrycks et al. 2019). It gives images that are no digit a region of the feature space of their own,
+    away from every real image's k-NN ball (see `ganlab.battery`)."""
+
+    negatives: Literal["smooth_fields"] = "smooth_fields"
+    fraction: Annotated[PositiveFloat, Field(le=1)] = 0.1
+
+
 class FeatureNetConfig(Strict):
     """`features.<dataset>:` — the domain feature network (`ganlab.nets.classifier.FEATURE_ARCHS`): a
     classifier (lenet, cnn) whose penultimate layer is the feature space for FID and PRDC, or an
@@ -72,6 +90,14 @@ class FeatureNetConfig(Strict):
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # per step, cosine from lr down to 0 over the run
     num_epochs: Scaled[PositiveInt]
     seed: NonNegativeInt = 0
+    reject_class: RejectClassConfig | None = None  # None: the dataset's classes only
+    battery: BatteryConfig = BatteryConfig()
+
+    @model_validator(mode="after")
+    def _reject_class_needs_a_classifier(self) -> "FeatureNetConfig":
+        if self.reject_class is not None and self.arch == "autoencoder":
+            raise ValueError("reject_class: needs a classifier arch (lenet, cnn); the autoencoder has no classes")
+        return self
 
 
 class EvaluateConfig(Strict):
@@ -84,6 +110,17 @@ class EvaluateConfig(Strict):
     # pytorch-fid's pt_inception-2015-12-05-6726825d.pth; null = the torch hub cache
     # ($TORCH_HOME/hub/checkpoints/), downloaded there when online (stages/fetch_inception.py)
     inception_weights: str | None = None
+
+
+class CurvesConfig(Strict):
+    """`curves:` — learning curves. Every `eval_every` epochs, and at the last one, the train stage scores the
+    generator on `n_samples` fixed evaluation seeds (the block of `seed`, apart from `evaluate.seed`'s) against the
+    first `n_samples` test images in the domain feature space: FID, precision, recall, density, coverage (no KID:
+    its subsets would cost more than the rest)."""
+
+    eval_every: Scaled[PositiveInt]
+    n_samples: PositiveInt = 2000
+    seed: NonNegativeInt = 1
 
 
 class NetConfig(Strict):
@@ -177,6 +214,13 @@ class ExperimentEntry(Strict):
 
     dataset: str
     nets: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+    # This experiment's training seeds, when they are not the top-level `seeds` (e.g. more seeds where a claim needs
+    # them); they must start with seeds[0], the seed post-processing sweeps, probes and interpolations use.
+    seeds: list[NonNegativeInt] | None = None
+
+    def place(self) -> tuple[str, str]:
+        """(dataset, nets): what `probes` and `interpolations` entries repeat."""
+        return self.dataset, self.nets
 
 
 class PipelineConfig(Strict):
@@ -202,6 +246,12 @@ class PipelineConfig(Strict):
     data: DataConfig = DataConfig()
     features: dict[str, FeatureNetConfig]
     evaluate: EvaluateConfig
+    curves: CurvesConfig | None = None  # None: no learning curves
+
+    def seeds_of(self, experiment: str) -> list[int]:
+        """The training seeds of `experiment`: its own `experiments.<name>.seeds`, else the top-level `seeds`."""
+        own = self.experiments[experiment].seeds if experiment in self.experiments else None
+        return list(own) if own is not None else list(self.seeds)
 
     @model_validator(mode="before")
     @classmethod
@@ -232,10 +282,14 @@ class PipelineConfig(Strict):
                 )
             if exp not in (self.model_extra or {}):
                 raise ValueError(f"experiments.{exp}: no section `{exp}:` in params.yaml")
+        for exp, entry in self.experiments.items():
+            if entry.seeds is not None and (len(set(entry.seeds)) != len(entry.seeds) or entry.seeds[:1] != self.seeds[:1]):
+                raise ValueError(f"experiments.{exp}.seeds: distinct integers >= 0 starting with seeds[0] = "
+                                 f"{self.seeds[0]} (the seed of sweeps, probes and interpolations), got {entry.seeds}")
         for key, entries in (("probes", self.probes), ("interpolations", self.interpolations)):
             for exp, entry in entries.items():
-                if self.experiments.get(exp) != entry:
-                    found = self.experiments[exp].model_dump() if exp in self.experiments else "<not in experiments>"
+                if exp not in self.experiments or self.experiments[exp].place() != entry.place():
+                    found = self.experiments[exp].model_dump(exclude={"seeds"}) if exp in self.experiments else "<not in experiments>"
                     raise ValueError(f"{key}.{exp}: must name an experiment of `experiments` with its entry "
                                      f"({exp}: {found})")
         for exp in self.interpolations:
@@ -345,14 +399,15 @@ def load_pipeline(params: dict[str, Any]) -> PipelineConfig:
 
 
 def load_experiment(params: dict[str, Any], name: str, seed: int | None = None) -> tuple[PipelineConfig, ExperimentConfig]:
-    """The pipeline config and experiment `name`'s recipe with `seed` (default: the first of `seeds`), which
-    must be one of `seeds`."""
+    """The pipeline config and experiment `name`'s recipe with `seed` (default: the first of its seeds), which
+    must be one of its seeds (`PipelineConfig.seeds_of`)."""
     pipeline = load_pipeline(params)
     if name not in pipeline.experiments:
         raise ConfigError(f"experiments: no experiment {name!r}; allowed: {sorted(pipeline.experiments)}")
-    seed = pipeline.seeds[0] if seed is None else seed
-    if seed not in pipeline.seeds:
-        raise ConfigError(f"seeds: seed {seed} is not in the list {pipeline.seeds}")
+    seeds = pipeline.seeds_of(name)
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ConfigError(f"seeds: seed {seed} is not among {name}'s training seeds {seeds}")
     section = resolve_section(params, name)
     if isinstance(section, dict) and "nets" in section:
         raise ConfigError(f"{name}.nets: the family comes from `experiments.{name}.nets`; remove it from the section")

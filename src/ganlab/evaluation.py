@@ -1,54 +1,21 @@
-"""Score generated images against the real test set in a feature space (catalogue §E): FID and
-precision / recall / density / coverage (Naeem et al. 2020, k = 5 by default).
-
-The same scores are computed in the domain network's space (keys `fid`, `precision`, ...) and in
-Inception-v3 pool3 (keys `fid_inception`, `precision_inception`, ...). Where the Inception weights are not
-available, each Inception key holds the string `"unavailable: <reason>"`, never a number.
+"""The evaluation record (catalogue §E): the scores of `ganlab.scoring.score` in the domain network's space (keys
+`fid`, `kid`, `precision`, ...) and in Inception-v3 pool3 (keys `fid_inception`, `kid_inception`, ...), and the
+`protocol` that says how they were made. Where the Inception weights are not available, each Inception key holds
+the string `"unavailable: <reason>"`, never a number.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 from ganlab.features import FeatureSpace
 from ganlab.inception import FEATURE_SPACE as INCEPTION_FEATURE_SPACE
 from ganlab.inception import FID_WEIGHTS_SHA256_PREFIX, unavailable
-from ganlab.metrics import compute_prdc, feature_statistics, frechet_distance
+from ganlab.metrics.kid import KID_NUM_SUBSETS, kid_subset_size
+from ganlab.scoring import METRICS
 
-METRICS = ("fid", "precision", "recall", "density", "coverage")
 INCEPTION_SUFFIX = "_inception"
-
-
-def score(
-    fake_images: np.ndarray,
-    net: FeatureSpace,
-    reference: dict[str, np.ndarray],
-    *,
-    nearest_k: int,
-    device: torch.device,
-) -> dict[str, Any]:
-    """fake uint8 (N, H, W, C) vs the cached real `reference` (features, mu, sigma) in the feature space
-    `net` (a domain FeatureNet or the InceptionSpace) -> {"fid", "precision", "recall", "density", "coverage"}."""
-    if not np.issubdtype(fake_images.dtype, np.uint8):
-        raise TypeError(f"expected uint8 images, got {fake_images.dtype}")
-    fake_features = net.embed(fake_images, device=device)
-    if not np.isfinite(fake_features).all():
-        raise ValueError("non-finite features from the generated images")
-    if len(fake_features) <= fake_features.shape[1]:
-        warnings.warn(
-            f"N fake = {len(fake_features)} <= feature dim {fake_features.shape[1]}: the covariance is singular "
-            "and FID is biased upwards; use more samples",
-            stacklevel=2,
-        )
-    mu, sigma = feature_statistics(fake_features)
-    fid = frechet_distance(mu, sigma, reference["mu"], reference["sigma"])
-    prdc = compute_prdc(reference["features"], fake_features, nearest_k=nearest_k)
-    return {"fid": float(fid), **{k: float(v) for k, v in prdc.items()}}
 
 
 def inception_scores(metrics: dict[str, float]) -> dict[str, float]:
@@ -77,12 +44,13 @@ def evaluation_protocol(
 
         [dataset], feature_space, feature_weights_sha256, reference_key, [reference],
         [inception_feature_space, inception_weights_sha256, [inception_weights_verification, inception_reference_key]],
-        real_split, n_real, n_fake, nearest_k, [seed], **provenance
+        real_split, n_real, n_fake, nearest_k, kid, [seed], **provenance
 
     `space` and `reference`: the feature space of the scores and the real statistics they were compared with
     (`features.load_reference`: the first n test images, N real = its `n`); `reference_file`: that file's path.
     `inception`: the Inception space and reference of the record's `*_inception` scores, or the reason they are
-    unavailable (a string: weights hash None); None = the record has no Inception scores. `seed`: the evaluation
+    unavailable (a string: weights hash None); None = the record has no Inception scores. `kid`: the kernel, the
+    rows per subset actually used (min(1000, N real, N fake)) and the number of subsets. `seed`: the evaluation
     seed of the samples. `provenance`: where the samples come from (checkpoint, training seed, scale, the params
     file), appended in the caller's order."""
     protocol: dict[str, Any] = {} if dataset is None else {"dataset": dataset}
@@ -104,7 +72,10 @@ def evaluation_protocol(
                 "inception_weights_verification": f"sha256 prefix {FID_WEIGHTS_SHA256_PREFIX} + recorded full hash",
                 "inception_reference_key": str(inception_reference["key"]),
             }
-    protocol |= {"real_split": "test", "n_real": int(reference["n"]), "n_fake": int(n_fake), "nearest_k": nearest_k}
+    n_real = int(reference["n"])
+    protocol |= {"real_split": "test", "n_real": n_real, "n_fake": int(n_fake), "nearest_k": nearest_k,
+                 "kid": {"kernel": "polynomial d3", "subset_size": kid_subset_size(n_real, int(n_fake)),
+                         "num_subsets": KID_NUM_SUBSETS}}  # fmt: skip
     if seed is not None:
         protocol["seed"] = seed
     return protocol | (provenance or {})

@@ -298,3 +298,29 @@ def embed_inception(
     if not out:
         return np.zeros((0, POOL3_DIM), np.float32)
     return np.concatenate(out).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class InceptionSpace:
+    """Inception-v3 pool3 (2048-D) with verified weights; `weights_sha256` is the weights *file's* sha256."""
+
+    model: FIDInceptionPool3
+    weights: InceptionWeights
+    batch_size: int = 50
+    name: str = FEATURE_SPACE
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.weights.sha256
+
+    def embed(self, images: np.ndarray, *, device: torch.device) -> np.ndarray:
+        return embed_inception(self.model, images, device=device, batch_size=self.batch_size)
+
+
+def load_inception_space(
+    record: dict, *, device: torch.device, sha256_prefix: str = FID_WEIGHTS_SHA256_PREFIX
+) -> InceptionSpace:
+    """The Inception space from a `weights_record` (the fetch_inception stage's output),
+    its file re-verified. Raises `InceptionUnavailable` with the reason."""
+    weights = weights_from_record(record, sha256_prefix=sha256_prefix)
+    return InceptionSpace(load_inception(weights, device), weights)

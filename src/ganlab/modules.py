@@ -61,7 +61,8 @@ class LatentGenerator(nn.Module):
     For priors without components (normal, uniform) `k` is None and `forward(ε)` is all it takes. For
     conditional and mixture priors every sample needs its component: evaluation samples take it from their
     seed, `components_for(seeds)` (a pure function of the seed, see `Prior.components_from_seeds`), so a
-    sample is the same at any batch size. Post-processing methods that move ε keep k fixed per sample.
+    sample is the same at any batch size; `labels_for(seeds)` is the class each of them was generated with.
+    Post-processing methods that move ε keep k fixed per sample.
     """
 
     def __init__(self, prior: Prior, generator: nn.Module):
@@ -75,6 +76,11 @@ class LatentGenerator(nn.Module):
 
     def components_for(self, seeds, device: torch.device | str) -> torch.Tensor | None:
         return self.prior.components_from_seeds(seeds, device)
+
+    def labels_for(self, seeds, device: torch.device | str) -> torch.Tensor | None:
+        """y (len(seeds),) int64: the class label G is given for each evaluation seed, prior.labels(k) with k =
+        `components_for(seeds)`; None when the prior is not labelled (no components, or unsupervised ones)."""
+        return self.prior.labels(self.components_for(seeds, device))
 
 
 def build_modules(cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int,
@@ -114,3 +120,16 @@ def trained_precision(checkpoint: dict[str, Any]) -> str:
 def load_sampler(checkpoint: dict[str, Any], device: torch.device) -> LatentGenerator:
     """The checkpoint's sampler, in eval mode: ε (B, nz) [+ k] -> images; see `LatentGenerator`."""
     return load_modules(checkpoint, device).sampler().to(device).eval()
+
+
+def prior_changed(checkpoint: dict[str, Any]) -> dict[str, float]:
+    """Per tensor of the trained prior (e.g. a mixture's "mu", "sigma"): the fraction of its entries that differ from
+    their initial values, which are a pure function of the config and seed (an empty dict for priors without state).
+    Shows whether a tiny prior learning rate moved the mixture at all: an Adam step of lr 1e-9 is below float32's
+    resolution for entries of order 1, so they do not change."""
+    cfg = ExperimentConfig.model_validate(checkpoint["config"])
+    trained = load_modules(checkpoint, torch.device("cpu")).prior
+    initial = build_prior(cfg.prior, nz=trained.nz, num_classes=checkpoint["num_classes"], seed=cfg.seed,
+                          num_components=cfg.num_components, sigma=cfg.sigma, c=cfg.c).state_dict()
+    return {name.removesuffix(".weight"): float((trained.state_dict()[name] != value).float().mean())
+            for name, value in initial.items()}

@@ -50,6 +50,38 @@ def loss_curves(losses: Mapping[str, Sequence[Mapping[str, float]]], out: Path) 
     return _save(fig, out)
 
 
+def learning_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], *, x: str, x_label: str, out: Path,
+                    collapse_recall: float) -> Path | None:
+    """Small multiples, one panel per experiment: FID (left axis, log scale) and recall (right axis) against `x`
+    ("epoch" or "train_seconds"), with the collapse line recall = `collapse_recall` dashed.
+
+    curves: experiment -> rows with keys epoch, train_seconds, fid, recall (metrics/train/<exp>_curve.csv, seed means)."""
+    items = [(exp, rows) for exp, rows in sorted(curves.items()) if rows]
+    if not items:
+        return None
+    cols = min(4, len(items))
+    nrows = math.ceil(len(items) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
+    for ax, (exp, rows) in zip(axes.flat, items):
+        xs = [float(r[x]) for r in rows]
+        ax.plot(xs, [float(r["fid"]) for r in rows], marker=".", color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_ylabel("FID", fontsize=8, color="tab:blue")
+        right = ax.twinx()
+        right.plot(xs, [float(r["recall"]) for r in rows], marker=".", color="tab:orange")
+        right.axhline(collapse_recall, color="tab:orange", linestyle="--", linewidth=0.8)
+        right.set_ylim(0, 1)
+        right.set_ylabel("recall", fontsize=8, color="tab:orange")
+        right.tick_params(labelsize=7)
+        ax.set_title(exp, fontsize=9)
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(items):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def sweep(
     series: Mapping[str, Sequence[SweepPoint]],
     *,

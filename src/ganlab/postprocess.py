@@ -68,19 +68,11 @@ from ganlab.data.arrays import to_model, to_uint8
 from ganlab.modules import load_modules
 from ganlab.nets.registry import validate_net
 from ganlab.progress import Progress
-from ganlab.samplers import (
-    DDLSConfig,
-    DGflowConfig,
-    DRSConfig,
-    NoneConfig,
-    TruncationConfig,
-    calibrate_discriminator,
-    ddls_refine,
-    dgflow_refine,
-    drs_sample,
-    seeded_normal,
-    truncated_normal,
-)
+from ganlab.samplers.ddls import DDLSConfig, ddls_refine
+from ganlab.samplers.dgflow import DGflowConfig, dgflow_refine
+from ganlab.samplers.drs import DRSConfig, calibrate_discriminator, drs_sample
+from ganlab.samplers.latent import NoneConfig, seeded_normal
+from ganlab.samplers.truncation import TruncationConfig, truncated_normal
 from ganlab.schema import Strict
 
 # Fake samples for the DRS calibration head come from their own seed range, disjoint from evaluation

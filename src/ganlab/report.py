@@ -11,7 +11,7 @@ table and its `blocks`: reported tables, sweep summaries, probe tables, notes), 
 Inputs (every one optional; what is missing is shown as "not run"):
 
 - evaluation files `metrics/evaluate/*.json` (searched recursively), each
-  `{experiment, method, fid, precision, recall, density, coverage, protocol{feature_space,
+  `{experiment, method, fid, kid, precision, recall, density, coverage, [label_accuracy], protocol{feature_space,
   feature_weights_sha256, n_real, n_fake, seed, checkpoint_sha256, scale, ...}}`. Files sharing
   (experiment, method) are different seeds (training seed → checkpoint, or `protocol.seed`) and are
   aggregated to mean ± std; two files with the same checkpoint and seed are the same run, counted once.
@@ -23,8 +23,9 @@ Inputs (every one optional; what is missing is shown as "not run"):
   and `gm_lr` = `lr_prior`; which method or experiment sweeps which key: `catalogue.SWEEPS_BY_*`): the
   evaluate stage writes the recipe as `params`, so the base experiment of a sweep (e.g. gmgan at σ₀ 1.7)
   joins the curve of its sweep points (gmgan_sigma1p1: `sweep_of: gmgan`).
-- `metrics/train/<exp>.json` (final_loss_d, final_loss_g, per seed under `runs`) and
-  `metrics/train/<exp>_losses.csv` (seed, epoch, loss_d, loss_g, seconds; curves are averaged over seeds);
+- `metrics/train/<exp>.json` (final_loss_d, final_loss_g, per seed under `runs`, with `prior_changed` for mixture
+  priors), `metrics/train/<exp>_losses.csv` (seed, epoch, loss_d, loss_g, seconds; curves are averaged over seeds)
+  and `metrics/train/<exp>_curve.csv` (learning curves: seed, epoch, train_seconds, fid, precision, recall, ...);
 - `metrics/probe/<exp>.json`: BiGAN encoder probes (svm, linear, 1-NN accuracies, fractions or percent);
 - PNGs in the grids folder: `<exp>-<method>.png` sample grids, and the images of `catalogue.GRID_FIGURES`
   (any `*interp*.png`: class interpolation; `*recon*.png`: BiGAN x vs G(E(x))).
@@ -178,6 +179,9 @@ def load_training(train_dir: Path) -> tuple[dict[str, dict[str, Stat]], dict[str
             runs = data["runs"] if isinstance(data.get("runs"), list) else [data]  # one run per training seed
             training[exp] = {k: Stat.of([r[k] for r in runs]) for k in ("final_loss_d", "final_loss_g")
                              if all(isinstance(r.get(k), (int, float)) for r in runs)}
+            changed = [r.get("prior_changed") for r in runs]  # mixture priors: fraction of entries moved, per parameter
+            if all(isinstance(c, dict) for c in changed):
+                training[exp] |= {f"prior_changed.{k}": Stat.of([c[k] for c in changed]) for k in changed[0]}
     for path in sorted(train_dir.glob("*_losses.csv")):
         with open(path, newline="") as f:
             rows = [{k: float(v) for k, v in row.items() if k in ("epoch", "loss_d", "loss_g", "seconds") and v not in ("", None)}
@@ -191,6 +195,61 @@ def load_training(train_dir: Path) -> tuple[dict[str, dict[str, Stat]], dict[str
             for _, rs in sorted(by_epoch.items())
         ]
     return training, curves
+
+
+@dataclass(frozen=True)
+class Battery:
+    """A feature space's sanity battery (metrics/features/<dataset>.json, see `ganlab.battery`)."""
+
+    feature_space: str
+    scores: Mapping[str, Mapping[str, float]]  # set -> fid, precision, recall, density, coverage
+    kinds: Mapping[str, str]  # set -> real, subset, collapse, noise, corruption
+    checks: Mapping[str, bool]
+    n: int
+
+    def best_noise(self) -> tuple[str, float] | None:
+        """(name, FID) of the noise set closest to the real images, or None without noise sets."""
+        noise = [(name, m["fid"]) for name, m in self.scores.items() if self.kinds.get(name) == "noise"]
+        return min(noise, key=lambda item: item[1]) if noise else None
+
+
+def load_batteries(features_dir: Path) -> dict[str, Battery]:
+    """feature space name -> its battery, from every metrics/features/*.json that has one."""
+    batteries = {}
+    for path in sorted(Path(features_dir).glob("*.json")) if Path(features_dir).is_dir() else []:
+        data = read_json(path)
+        if isinstance(data, dict) and isinstance(data.get("battery"), dict):
+            protocol = data.get("battery_protocol", {})
+            batteries[data["feature_space"]] = Battery(data["feature_space"], data["battery"], protocol.get("kinds", {}),
+                                                       data.get("battery_checks", {}), int(protocol.get("n", 0)))
+    return batteries
+
+
+def noise_fids(records: Iterable[Mapping[str, Any]], batteries: Mapping[str, Battery]) -> dict[tuple[str, str], tuple[str, float]]:
+    """(experiment, method) -> the best noise set's (name, FID) in the feature space of the run's records."""
+    out = {}
+    for r in records:
+        battery = batteries.get(r.get("protocol", {}).get("feature_space"))
+        if battery is not None and (noise := battery.best_noise()) is not None:
+            out[(r["experiment"], r["method"])] = noise
+    return out
+
+
+def load_learning_curves(train_dir: Path) -> dict[str, list[dict[str, float]]]:
+    """experiment -> one row per curve epoch (epoch, train_seconds, fid, precision, ...: means over the seeds
+    that have that epoch) from metrics/train/<exp>_curve.csv."""
+    curves: dict[str, list[dict[str, float]]] = {}
+    for path in sorted(Path(train_dir).glob("*_curve.csv")) if Path(train_dir).is_dir() else []:
+        with open(path, newline="") as f:
+            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        by_epoch: dict[float, list[dict[str, float]]] = defaultdict(list)
+        for r in rows:
+            by_epoch[r["epoch"]].append(r)
+        curves[path.name.removesuffix("_curve.csv")] = [
+            {k: sum(r[k] for r in rs) / len(rs) for k in rs[0] if k != "seed" and all(k in r for r in rs)}
+            for _, rs in sorted(by_epoch.items())
+        ]
+    return {exp: rows for exp, rows in curves.items() if rows}
 
 
 def _probe_entries(data: Any, prefix: str = "") -> Iterable[tuple[str, float]]:
@@ -278,15 +337,18 @@ def _rep(value: float | None, digits: int) -> str:
 
 
 RESULT_HEADERS = ("experiment", "method", "", *METRICS, "note")
+DIGITS = {"fid": 2, "kid": 4}  # decimals per metric in the tables (3 for the others)
 
 
 def _ours_row(exp: str, method: str, ours: Mapping[str, Stat]) -> tuple[str, ...]:
-    return (exp, method, "ours", *(_cell(ours.get(m), 2 if m == "fid" else 3) for m in METRICS))
+    # a run that exists but has no such metric (label accuracy of an unconditional generator) shows "–"
+    return (exp, method, "ours", *(_cell(ours.get(m), DIGITS.get(m, 3)) if m in ours or not ours else "–"
+                                   for m in METRICS))
 
 
 def _reported_row(r: cat.Reported) -> tuple[str, ...]:
-    return ("", "", f"reported ({r.source})", _rep(r.fid, 2), _rep(r.precision, 2), _rep(r.recall, 2), "–", "–"
-            ) + ((r.note,) if r.note else ())
+    reported = {"fid": r.fid, "precision": r.precision, "recall": r.recall}
+    return ("", "", f"reported ({r.source})", *(_rep(reported.get(m), 2) for m in METRICS)) + ((r.note,) if r.note else ())
 
 
 def section_rows(section: cat.Section, results: Results) -> list[tuple[str, ...]]:
@@ -308,7 +370,7 @@ def section_rows(section: cat.Section, results: Results) -> list[tuple[str, ...]
         if r.experiment == cat.UNSTATED_BASE:
             ours_bases = sorted(k for k in results.evaluations if k[1] == r.method)
             rows.append((f"(base not stated; ours: {', '.join(e for e, _ in ours_bases) or 'not run'})", r.method,
-                         f"reported ({r.source})", _rep(r.fid, 2), "–", "–", "–", "–"))
+                         *_reported_row(r)[2:]))
     return [row + ("",) * (len(RESULT_HEADERS) - len(row)) for row in rows]
 
 
@@ -346,11 +408,32 @@ SECTION_BLOCKS: dict[type, Callable[[Any, Results], list[Block]]] = {
 }
 
 
-def section_blocks(section: cat.Section, results: Results) -> list[Block]:
-    """A catalogue section: its heading, its results table (`section_rows`), then its declared `blocks`."""
+# The battery sets shown as baseline rows under every results table (the full battery has its own table)
+BASELINE_SETS = ("real_train", "half_classes", "one_image")
+
+
+def baseline_rows(batteries: Mapping[str, Battery]) -> list[tuple[str, ...]]:
+    """Rows of the feature spaces' batteries for a results table: real images, half the classes, one image, and
+    the best noise set (a generator with a higher FID is worse than noise: not judged)."""
+    rows = []
+    for space, battery in sorted(batteries.items()):
+        noise = battery.best_noise()
+        names = [n for n in BASELINE_SETS if n in battery.scores] + ([noise[0]] if noise else [])
+        for name in names:
+            metrics = {m: Stat.of([v]) for m, v in battery.scores[name].items() if isinstance(v, (int, float))}
+            cells = _ours_row(f"baseline: {name}", "", metrics)[3:]
+            rows.append((f"baseline: {name}", "", f"battery ({space}, N = {battery.n})", *cells,
+                         "worse than this: not judged" if noise and name == noise[0] else ""))
+    return rows
+
+
+def section_blocks(section: cat.Section, results: Results, batteries: Mapping[str, Battery] | None = None) -> list[Block]:
+    """A catalogue section: its heading, its results table (`section_rows`, then the battery's baseline rows),
+    then its declared `blocks`."""
+    rows = section_rows(section, results) + baseline_rows(batteries or {})
     blocks: list[Block] = [
         Heading(2, section.title + f" (reports {', '.join(section.sources)})"),
-        Table(RESULT_HEADERS, tuple(section_rows(section, results))),
+        Table(RESULT_HEADERS, tuple(row + ("",) * (len(RESULT_HEADERS) - len(row)) for row in rows)),
     ]
     for spec in section.blocks:
         build = SECTION_BLOCKS.get(type(spec))
@@ -364,32 +447,88 @@ def section_blocks(section: cat.Section, results: Results) -> list[Block]:
 # --- The parts of the document around the sections ------------------------------------------------------
 
 
+def verdict_counts(verdicts: Sequence[cat.Verdict]) -> str:
+    """The report's first line about the claims: how many were judged, indicative, not judged and not run."""
+    by = {s: [v for v in verdicts if v.status == s] for s in cat.STATUSES}
+    judged = sum(len(by[s]) for s in cat.JUDGED)
+    holds = sum(bool(v.holds) for v in by[cat.INDICATIVE])
+    return (f"Claims ({len(verdicts)}): {judged} judged ({len(by[cat.CONFIRMED])} confirmed, {len(by[cat.REFUTED])} "
+            f"refuted, {len(by[cat.INCONCLUSIVE])} inconclusive); {len(by[cat.INDICATIVE])} indicative ({holds} "
+            f"hold, {len(by[cat.INDICATIVE]) - holds} do not); {len(by[cat.NOT_JUDGED])} not judged (a side "
+            f"collapsed); {len(by[cat.NOT_RUN])} not run.")
+
+
+RULES = (
+    f"How a claim is judged: a comparison with a collapsed generator on either side (mean recall < "
+    f"{cat.COLLAPSE['recall']:g} or coverage < {cat.COLLAPSE['coverage']:g} in the domain space) is **not judged**, "
+    f"whatever its precision; a tie is **inconclusive**; with ≥ {cat.MIN_SEEDS} training seeds on both sides, "
+    f"Welch's two-sided t-test at α = {cat.ALPHA:g} decides (**confirmed** / **refuted** by the sign, else "
+    f"**inconclusive**); with fewer seeds the verdict is **indicative (n = k)**: the sign of one or two runs, no "
+    f"test. Loss and encoder-probe claims are not guarded for collapse. Mean ± std (sample std, ddof 1) over n "
+    f"distinct runs (training checkpoints) where n ≥ 2."
+)
+
+
 def _preamble(loaded: Loaded, verdicts: Sequence[tuple[cat.Claim, cat.Verdict]]) -> list[Block]:
-    """Title, provenance, the claim counts, the protocol table and the noise rule."""
-    counts = {s: sum(v.status == s for _, v in verdicts) for s in cat.STATUSES}
+    """Title, the claim counts, provenance, the verdict rules and the protocol table."""
     proto = protocol_summary(loaded.records + loaded.sweep_records)
     return [
         Heading(1, "Results"),
+        Para(verdict_counts([v for _, v in verdicts])),
         Para("Generated by the `report` stage (`stages/report.py`) from `metrics/evaluate`, `metrics/train` and "
              "`metrics/probe`; do not edit by hand. Reported numbers come from the five source reports "
              "(`shared/seeds/`); their FID was computed by a course server with unknown settings and feature "
              "network, so only orderings (the claims) are comparable, not the values."),
-        Para("Claims: " + ", ".join(f"{counts[s]} {s}" for s in cat.STATUSES) + f" (of {len(verdicts)})."),
+        Para(RULES),
         Heading(2, "Protocol: the scale and N these numbers were made at"),
         Table(("scale", "N real", "N fake", "feature space", "weights sha256", "k", "experiments"), tuple(proto))
         if proto else Para("No evaluation files yet: every number below is \"not run\"."),
-        Para(f"Mean ± std (sample std, ddof 1) over n distinct runs (different training checkpoint or "
-             f"evaluation seed) where n ≥ 2. A difference is called inconclusive when it is smaller than "
-             f"{cat.NOISE_FACTOR:g} × the pooled std √((s₁² + s₂²)/2) of the sides with n ≥ 2."),
     ]
 
 
 def _claim_blocks(verdicts: Sequence[tuple[cat.Claim, cat.Verdict]]) -> list[Block]:
     return [Heading(2, "Claims"), Table(
         ("id", "source", "claim", "tested as", "verdict", "why", "numbers used"),
-        tuple((c.id, c.source, c.text, c.test, f"**{v.status}**", v.detail, "; ".join(f"{k} = {n}" for k, n in v.used) or "–")
+        tuple((c.id, c.source, c.text, c.test, f"**{v.label}**", v.detail, "; ".join(f"{k} = {n}" for k, n in v.used) or "–")
               for c, v in verdicts),
     )]
+
+
+def battery_blocks(batteries: Mapping[str, Battery]) -> list[Block]:
+    """Each feature space's report card: every battery set's scores and the bars it meets."""
+    blocks: list[Block] = [Heading(2, "Feature-space report card (sanity battery)")]
+    if not batteries:
+        return blocks + [Para("No battery: the features stage wrote none.")]
+    for space, battery in sorted(batteries.items()):
+        rows = tuple((name, battery.kinds.get(name, "?"), *(f"{battery.scores[name][m]:.{DIGITS.get(m, 3)}f}"
+                                                              for m in BATTERY_METRICS)) for name in battery.scores)
+        checks = "; ".join(f"{name}: {'yes' if ok else '**no**'}" for name, ok in battery.checks.items())
+        blocks += [Para(f"`{space}`, N = {battery.n} images per set against the first {battery.n} test images "
+                        f"(`metrics/features/`; sets in `src/ganlab/battery.py`). Bars: {checks or 'none'}."),
+                   Table(("set", "kind", *BATTERY_METRICS), rows)]
+    return blocks
+
+
+BATTERY_METRICS = ("fid", "precision", "recall", "density", "coverage")
+
+
+def learning_curve_blocks(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> list[Block]:
+    """Each experiment's learning curve summarised: its last point and the convergence label (`catalogue.convergence`)."""
+    rule = (f"Scored during training on a fixed set of latents (metrics/train/<exp>_curve.csv; figures below). "
+            f"\"converged\": the last three points improve FID by less than {100 * cat.CONVERGED_FID_GAIN:g} %; "
+            f"\"collapsed\": recall or coverage at the last point below {cat.COLLAPSE['recall']:g}.")
+    if not curves:
+        return [Heading(2, "Learning curves"), Para("No learning curves: `curves` is off in params.yaml, or not run.")]
+    rows = []
+    for exp, points in sorted(curves.items()):
+        last = points[-1]
+        fids = [p["fid"] for p in points]
+        collapsed = last["recall"] < cat.COLLAPSE["recall"] or last["coverage"] < cat.COLLAPSE["coverage"]
+        rows.append((exp, f"{last['epoch']:g}", f"{last['train_seconds']:.0f}", f"{last['fid']:.1f}",
+                     f"{last['recall']:.3f}", f"{last['coverage']:.3f}",
+                     cat.convergence(fids) + (", collapsed" if collapsed else "")))
+    headers = ("experiment", "last epoch", "training s", "FID", "recall", "coverage", "state at the last point")
+    return [Heading(2, "Learning curves"), Para(rule), Table(headers, tuple(rows))]
 
 
 def _image_blocks(figures: Mapping[str, Path | None], extra_images: Mapping[str, Sequence[Path]],
@@ -410,12 +549,15 @@ def document(
     figures: Mapping[str, Path | None],
     grids: Sequence[Path],
     extra_images: Mapping[str, Sequence[Path]],
+    learning_curves: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+    batteries: Mapping[str, Battery] | None = None,
 ) -> list[Block]:
     """The whole report as blocks. Pure: paths are only referenced, never read, here."""
     verdicts = [(c, cat.judge(c, results)) for c in cat.CLAIMS]
-    blocks = _preamble(loaded, verdicts) + _claim_blocks(verdicts)
+    blocks = _preamble(loaded, verdicts) + _claim_blocks(verdicts) + battery_blocks(batteries or {})
     for section in cat.SECTIONS:
-        blocks += section_blocks(section, results)
+        blocks += section_blocks(section, results, batteries or {})
+    blocks += learning_curve_blocks(learning_curves or {})
     blocks += _image_blocks(figures, extra_images, grids)
     if loaded.skipped:
         blocks.append(Para("Ignored files (neither an evaluation nor a sweep series): " + ", ".join(f"`{s}`" for s in loaded.skipped)))
@@ -507,11 +649,13 @@ class Report:
     html: Path
 
 
-def load_results(metrics_dir: Path, train_dir: Path, probe_dir: Path) -> tuple[Results, Loaded, dict[str, list[dict[str, float]]]]:
+def load_results(metrics_dir: Path, train_dir: Path, probe_dir: Path,
+                 batteries: Mapping[str, Battery] | None = None) -> tuple[Results, Loaded, dict[str, list[dict[str, float]]]]:
     loaded = load_evaluations(metrics_dir)
     training, curves = load_training(train_dir)
     results = Results(
         evaluations=aggregate(loaded.records), sweeps=collect_sweeps(loaded), training=training, probes=load_probes(probe_dir),
+        noise_fid=noise_fids(loaded.records, batteries or {}),
     )
     return results, loaded, curves
 
@@ -530,6 +674,13 @@ def write_plot_data(results: Results, curves: Mapping[str, Sequence[Mapping[str,
 
 
 LOSS_CURVES = "Loss curves (loss_d, loss_g per epoch)"  # the title of `<figures>/loss_curves.png`
+# Learning-curve figures: title -> (x key of the curve rows, x label, file)
+LEARNING_CURVES = {
+    "Learning curves against epochs (FID, log scale, and recall; dashed: the collapse line)":
+        ("epoch", "epoch", "learning_curves_epoch.png"),
+    "Learning curves against training seconds (FID, log scale, and recall; dashed: the collapse line)":
+        ("train_seconds", "training seconds", "learning_curves_seconds.png"),
+}
 
 
 def sweep_series(results: Results, method: str, key: str) -> dict[str, list[SweepPoint]]:
@@ -537,12 +688,17 @@ def sweep_series(results: Results, method: str, key: str) -> dict[str, list[Swee
     return {f"{e}+{m}" if m != "none" else e: list(pts) for (e, m, k), pts in results.sweeps.items() if m == method and k == key}
 
 
-def make_figures(results: Results, curves: Mapping[str, Sequence[Mapping[str, float]]], figures_dir: Path) -> dict[str, Path | None]:
-    """Title -> PNG (None: nothing to draw): the loss curves, then every `catalogue.SWEEP_FIGURES` in order."""
+def make_figures(results: Results, curves: Mapping[str, Sequence[Mapping[str, float]]], figures_dir: Path,
+                 learning: Mapping[str, Sequence[Mapping[str, float]]] | None = None) -> dict[str, Path | None]:
+    """Title -> PNG (None: nothing to draw): the loss curves, the learning curves, then every
+    `catalogue.SWEEP_FIGURES` in order."""
     from ganlab import plots
 
     figures_dir = Path(figures_dir)
     figures = {LOSS_CURVES: plots.loss_curves(curves, figures_dir / "loss_curves.png")}
+    for title, (x, x_label, file) in LEARNING_CURVES.items():
+        figures[title] = plots.learning_curves(learning or {}, x=x, x_label=x_label, out=figures_dir / file,
+                                               collapse_recall=cat.COLLAPSE["recall"])
     for fig in cat.SWEEP_FIGURES:
         figures[fig.title] = plots.sweep(sweep_series(results, fig.method, fig.key), x_label=fig.x_label,
                                          metrics=fig.metrics, out=figures_dir / fig.file, reported=fig.reported)
@@ -559,15 +715,19 @@ def write_report(
     out_html: Path,
     figures_dir: Path,
     plots_dir: Path,
+    features_dir: Path | None = None,
 ) -> Report:
     """Load everything, judge every claim, draw the figures, write the Markdown, the HTML and the DVC plot data."""
-    results, loaded, curves = load_results(metrics_dir, train_dir, probe_dir)
-    figures = make_figures(results, curves, figures_dir)
+    batteries = load_batteries(features_dir) if features_dir is not None else {}
+    results, loaded, curves = load_results(metrics_dir, train_dir, probe_dir, batteries)
+    learning = load_learning_curves(train_dir)
+    figures = make_figures(results, curves, figures_dir, learning)
     write_plot_data(results, curves, plots_dir)
     pngs = sorted(Path(grids_dir).glob("*.png")) if Path(grids_dir).is_dir() else []
     extra_images = {g.title: [p for p in pngs if g.marker in p.name] for g in cat.GRID_FIGURES}
     grids = [p for p in pngs if not any(g.marker in p.name for g in cat.GRID_FIGURES)]
-    blocks = document(results, loaded, figures=figures, grids=grids, extra_images=extra_images)
+    blocks = document(results, loaded, figures=figures, grids=grids, extra_images=extra_images, learning_curves=learning,
+                      batteries=batteries)
     write_text_atomic(out_md, render_markdown(blocks, out_path=out_md))
     write_text_atomic(out_html, render_html(blocks))
     verdicts = tuple((c, cat.judge(c, results)) for c in cat.CLAIMS)

@@ -330,7 +330,7 @@ class TrainingState:
     image_shape: tuple[int, int, int]
     num_classes: int
     epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # epoch_record rows [+ "curve" scores]
 
     @classmethod
     def create(cls, cfg: ExperimentConfig, data: "TrainingData", num_classes: int, device: torch.device,
@@ -517,6 +517,7 @@ def train_gan(
     dist: DistContext = SINGLE,
     check_every: int | None = None,
     progress: str | None = None,
+    curve: Callable[[int, LatentGenerator], dict[str, float] | None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a GAN on uint8 `images` (N, H, W, C); returns the final checkpoint dict.
 
@@ -529,7 +530,9 @@ def train_gan(
     `dist`: this process's place in a torchrun run (`ganlab.distributed`); rank 0 alone writes the checkpoint
     and calls `on_epoch` / `save_grid`; every rank returns the same state. `max_batches_per_epoch` caps the
     global batches of an epoch (shared by the ranks). `progress`: a label to show the run's progress under
-    (`ganlab.progress`, rank 0), None for none."""
+    (`ganlab.progress`, rank 0), None for none. `curve(epoch, sampler)`: the learning-curve scores of an epoch
+    (`ganlab.curves.CurveScorer`, called on every rank after the epoch, before its checkpoint), or None; they join
+    the epoch's history row under "curve"."""
     checkpoint_path = Path(checkpoint_path)
     batches = plan_batches(len(images), cfg, max_batches_per_epoch, dist)
     data = TrainingData.place(images, labels, device)
@@ -551,7 +554,9 @@ def train_gan(
         for m in state.parts.all():  # BatchNorm running statistics: each rank saw its own batches
             dist.average_buffers_(m)
         state.epoch += 1
-        state.history.append(epoch_record(state.epoch, *losses, time.perf_counter() - t0))
+        record = epoch_record(state.epoch, *losses, time.perf_counter() - t0)
+        scores = curve(state.epoch, grid.sampler) if curve is not None else None
+        state.history.append(record if scores is None else record | {"curve": scores})
         checkpoint = state.to_checkpoint(dist)  # collective: every rank, every epoch
         if dist.is_main:
             _after_epoch(checkpoint, checkpoint_path, grid, save_grid, on_epoch)
@@ -565,4 +570,5 @@ def _after_epoch(checkpoint: dict[str, Any], path: Path, grid: EpochGrid, save_g
     record = checkpoint["history"][-1]
     grid_path = save_grid(grid.images(), record["epoch"]) if save_grid else None
     if on_epoch is not None:
-        on_epoch(EpochLog(record["epoch"], record["loss_d"], record["loss_g"], record["seconds"], grid_path), grid.sampler)
+        on_epoch(EpochLog(record["epoch"], record["loss_d"], record["loss_g"], record["seconds"], grid_path,
+                          record.get("curve", {})), grid.sampler)

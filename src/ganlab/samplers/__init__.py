@@ -12,48 +12,7 @@
 Each method's options are one strict config in its module (`NoneConfig` in latent, `TruncationConfig`,
 `DGflowConfig`, `DDLSConfig`, `DRSConfig`): the functions validate their keyword arguments with it, and
 `ganlab.postprocess` registers it as the method's postprocess.yaml entry.
+
+Import from the submodules: this file imports none of them, so a stage that needs per-seed randomness alone
+(`latent`) does not depend on the post-processing methods (and is not rerun by DVC when they change).
 """
-
-from ganlab.samplers.ddls import DDLSConfig, ddls_energy, ddls_refine
-from ganlab.samplers.dgflow import DGflowConfig, dgflow_refine
-from ganlab.samplers.drs import (
-    DRSConfig,
-    DRSInfo,
-    LogisticHead,
-    calibrate_discriminator,
-    drs_logit,
-    drs_sample,
-    fit_logistic_head,
-)
-from ganlab.samplers.latent import (
-    NoneConfig,
-    batch_invariant_sigmoid,
-    default_prior_energy,
-    derived_normal,
-    derived_uniform,
-    seeded_normal,
-)
-from ganlab.samplers.truncation import TruncationConfig, truncated_normal
-
-__all__ = [
-    "DDLSConfig",
-    "DGflowConfig",
-    "DRSConfig",
-    "DRSInfo",
-    "LogisticHead",
-    "NoneConfig",
-    "TruncationConfig",
-    "batch_invariant_sigmoid",
-    "calibrate_discriminator",
-    "ddls_energy",
-    "ddls_refine",
-    "default_prior_energy",
-    "derived_normal",
-    "derived_uniform",
-    "dgflow_refine",
-    "drs_logit",
-    "drs_sample",
-    "fit_logistic_head",
-    "seeded_normal",
-    "truncated_normal",
-]
