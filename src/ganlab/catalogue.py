@@ -452,7 +452,7 @@ def all_of(parts: Sequence[Verdict]) -> Verdict:
     """Conjunction: not run > refuted > not judged > indicative against > inconclusive > indicative for > confirmed."""
     worst = min(parts, key=_rank)
     deciding = [p for p in parts if _rank(p) == _rank(worst)]
-    detail = "; ".join(p.detail for p in (deciding if worst.status != CONFIRMED else parts))
+    detail = "; ".join(dict.fromkeys(p.detail for p in (deciding if worst.status != CONFIRMED else parts)))  # once each
     used = tuple(dict.fromkeys(u for p in parts for u in p.used))
     n = min((p.n for p in deciding if p.n is not None), default=None)
     return Verdict(worst.status, detail, used, worst.holds, n)
