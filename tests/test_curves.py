@@ -17,21 +17,14 @@ from ganlab.nets.classifier import build_feature_net
 from ganlab.sampling import evaluation_seeds, generate
 from ganlab.scoring import score
 from ganlab.train import train_gan
+from test_train import small_config as train_small_config
 
 CPU = torch.device("cpu")
 
 
 def small_config(**overrides) -> ExperimentConfig:
-    cfg = {
-        "generator": {"arch": "mlp", "nz": 8, "hidden": [16, 32]},
-        "discriminator": {"arch": "mlp", "hidden": [32, 16], "dropout": 0.3},
-        "loss": "ns",
-        "optimizer": {"name": "adam", "lr_g": 1.0e-3, "lr_d": 1.0e-3},
-        "batch_size": 8,
-        "num_epochs": {"quick": 3, "paper": 3},
-        "grid_size": 4,
-    }
-    return ExperimentConfig.model_validate(cfg | overrides)
+    """test_train's small MLP recipe, three epochs by default."""
+    return train_small_config(**({"num_epochs": {"quick": 3, "paper": 3}} | overrides))
 
 
 @pytest.fixture(scope="module")
