@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganlab import catalogue as cat
-from ganlab.config import ExperimentConfig, FeatureNetConfig
+from ganlab.config import ExperimentConfig
 from ganlab.curves import CURVE_METRICS, CurveScorer, curve_rows
 from ganlab.features import FeatureNet, compute_reference
 from ganlab.modules import load_sampler, prior_changed
@@ -121,8 +121,3 @@ def test_prior_changed_shows_a_tiny_gm_lr_freezes_the_mixture(tmp_path, data, lr
     else:  # 8 Adam steps of ~1e-9 on entries of order 1 to 3: below float32's spacing there (~1e-7)
         assert changed["sigma"] == 0.0 and changed["mu"] < 0.05
     assert prior_changed(train(tmp_path / "normal", data, small_config(), epochs=1)) == {}
-
-
-def test_feature_net_config_unused_here_is_valid():
-    # the tiny feature network of the stage tests is a valid config (keeps tests/repo_copy.py honest)
-    FeatureNetConfig(arch="lenet", feature_dim=16, num_epochs={"quick": 1, "paper": 1})
