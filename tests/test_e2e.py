@@ -3,6 +3,7 @@ SQLite database, then reruns nothing, and an experiment reruns only what its cha
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -119,6 +120,36 @@ def test_runs_and_metrics_are_in_the_mlflow_database(reproduced):
     assert 0.0 <= gmgan["label_accuracy"] <= 1.0
 
 
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip("."), tree
+
+
+def test_dvc_metrics_are_the_numbers_alone(reproduced):
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    shown = json.loads(_run([dvc, "metrics", "show", "--json"], dest, env).stdout)
+    files = shown[""]["data"]
+    assert files and all(path.startswith("metrics/scores/") for path in files), sorted(files)
+    for path, content in files.items():
+        assert "error" not in content, (path, content)
+        leaves = dict(_leaves(content["data"]))
+        assert leaves and all(type(v) in (int, float) for v in leaves.values()), (path, leaves)
+    # the mean over the seeds, each seed's numbers, and the full record they came from
+    seeds = [json.loads((dest / f"metrics/evaluate/vanilla/seed-{s}.json").read_text()) for s in (0, 1)]
+    mean = files["metrics/scores/vanilla.json"]["data"]
+    assert mean["fid"] == pytest.approx((seeds[0]["fid"] + seeds[1]["fid"]) / 2, rel=1e-12)
+    assert set(mean) == {"fid", "kid", "precision", "recall", "density", "coverage"}  # no Inception weights here
+    assert files["metrics/scores/vanilla/seed-1.json"]["data"]["recall"] == seeds[1]["recall"]
+    assert files["metrics/scores/gmgan.json"]["data"]["label_accuracy"] >= 0  # labelled prior: label accuracy
+    assert "metrics/scores/wgan-drs.json" in files  # post-processing methods are rows too
+    table = _run([dvc, "metrics", "show"], dest, env).stdout.splitlines()
+    assert max(len(line) for line in table) <= 200, table[0]
+
+
 def test_second_repro_is_a_no_op(reproduced):
     dest, env, _ = reproduced
     proc = _run([str(Path(sys.executable).parent / "dvc"), "repro"], dest, env)
@@ -213,6 +244,14 @@ def test_the_sigma_knob_reruns_the_gmgan_chain_only(reproduced):
     proc = _run([dvc, "exp", "run", "-S", "gmgan.sigma=1.5"], dest, env)
     ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"validate", "train@gmgan", "sample@gmgan", "evaluate@gmgan", "report"}  # not its sweep point
+    # `dvc exp show --only-changed`: gmgan's scores lead, before any parameter (the knob itself follows them)
+    rows = list(csv.reader(_run([dvc, "exp", "show", "--only-changed", "--csv"], dest, env).stdout.splitlines()))
+    header = rows[0]
+    scores = [c for c in header if c.startswith("metrics/scores/gmgan.json:")]
+    assert [c.split(":")[1] for c in scores][:6] == ["coverage", "density", "fid", "kid", "precision", "recall"]
+    assert "gmgan.sigma" in header and header.index(scores[-1]) < header.index("gmgan.sigma"), header
+    values = {row[header.index("metrics/scores/gmgan.json:fid")] for row in rows[1:] if row[0]}
+    assert len(values) >= 2, rows  # the workspace and the experiment differ in gmgan's FID
 
 
 def test_a_misspelled_key_fails_before_any_work(reproduced):
