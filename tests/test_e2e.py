@@ -157,6 +157,26 @@ def test_second_repro_is_a_no_op(reproduced):
     assert "up to date" in proc.stdout
 
 
+def test_a_fresh_clone_pulls_the_run_from_a_dvc_remote_without_retraining(reproduced, tmp_path):
+    # "Working as a team" (README): push the run to a DVC remote, clone the git repository elsewhere, pull.
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run([dvc, "remote", "add", "--default", "team", str(tmp_path / "remote")], dest, env)
+    _run([*git, "add", "-A"], dest, env)
+    _run([*git, "commit", "-qm", "the tiny run, with its remote"], dest, env)
+    _run([dvc, "push"], dest, env)
+    clone = tmp_path / "clone"
+    _run([*git, "clone", "-q", str(dest), str(clone)], tmp_path, env)
+    assert not (clone / "data/train/vanilla/seed-0/checkpoint.pt").exists()  # git holds no data
+    _run([dvc, "pull"], clone, env)
+    assert json.loads(_run([dvc, "status", "--json"], clone, env).stdout) == {}
+    proc = _run([dvc, "repro"], clone, env)
+    assert "Running stage" not in proc.stdout  # nothing retrains
+    for path in ("reports/results.md", "data/train/vanilla/seed-1/checkpoint.pt", "data/samples/wgan/seed-0.npz"):
+        assert (clone / path).read_bytes() == (dest / path).read_bytes(), path
+
+
 def _status(dest: Path, env: dict) -> set[str]:
     """The stages `dvc status` reports as changed."""
     return set(json.loads(_run([str(Path(sys.executable).parent / "dvc"), "status", "--json"], dest, env).stdout))
