@@ -26,6 +26,8 @@ training seeds and --scores <name>/seed-<s>.json each seed's, so `dvc metrics sh
 row (one column group) per experiment × method and seed. The full records stay in --out (DVC outputs, MLflow).
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from dataclasses import dataclass
 from pathlib import Path

@@ -17,6 +17,8 @@ precision / recall / density / coverage (k = `evaluate.nearest_k`) of real train
 image, noise and corrupted images against the first n test images, and whether the bars of issue 15 hold.
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

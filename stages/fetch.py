@@ -7,6 +7,8 @@ Sources are tried in order (canonical URLs, then verified mirrors); files placed
 `GANLAB_DOWNLOAD_DIR`; `GANLAB_MANUAL_DIR` likewise).
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 import os
 from pathlib import Path

@@ -14,6 +14,8 @@ Inception metrics downstream read "unavailable: <reason>". DVC runs this stage e
 (`always_changed`), so weights placed later are picked up; the record only changes when the file does.
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

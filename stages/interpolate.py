@@ -9,6 +9,8 @@ class b, one latent per row from the evaluation seed `evaluate.seed` (see `ganla
 A checkpoint whose generator is not class-conditional is refused (exit 2, naming the experiment).
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

@@ -7,6 +7,8 @@ for every training seed of `seeds`: <out>/seed-<s>.npz and <info>/seed-<s>.json.
         --data data/prepared/mnist.npz --out data/postprocess/vanilla-drs --info metrics/postprocess/vanilla-drs
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 import json
 from pathlib import Path

@@ -3,6 +3,8 @@
     python stages/prepare.py --dataset mnist --raw data/raw/mnist.npz --out data/prepared/mnist.npz
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

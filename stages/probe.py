@@ -10,6 +10,8 @@ The reconstruction grid (`ganlab.visuals.reconstructions`: the first `RECON_IMAG
 of reals above its row of reconstructions) is also logged to MLflow under `grids/`.
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 import time
 from pathlib import Path

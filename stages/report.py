@@ -8,6 +8,8 @@ Writes reports/results.md, the self-contained reports/results.html, PNGs under r
 for `dvc plots` under reports/plots; logs the figures and the verdict counts to MLflow (run `report`).
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

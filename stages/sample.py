@@ -8,6 +8,8 @@ Reads <checkpoints>/seed-<s>/checkpoint.pt and writes <out>/seed-<s>.npz for eve
 class each image was generated with (evaluate@ scores the domain classifier's agreement with them).
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

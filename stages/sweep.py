@@ -12,6 +12,8 @@ for `dvc plots` (the key, the metrics [, acceptance_rate]) and a PNG; one MLflow
         --csv metrics/sweeps/vanilla-truncation.csv --figure reports/sweeps/vanilla-truncation.png
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

@@ -21,6 +21,8 @@ arguments under `torchrun --standalone --nproc_per_node N stages/train.py ...`; 
 outputs and logs to MLflow.
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 import contextlib
 import time

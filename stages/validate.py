@@ -16,6 +16,8 @@ family, and prior (`ganlab.recipe`), and each batch size against its dataset's t
 registry knows its size (`DatasetSpec.train_size`).
 """
 
+import _project_python  # noqa: F401, I001  (first: the project's Python, or one line saying how)
+
 import argparse
 from pathlib import Path
 

@@ -23,6 +23,8 @@ FAMILY_DEP = "${item.nets}"
 # of every family when it is "*"), and list every ganlab source file loaded.
 _PROBE = r"""
 import importlib.util, json, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(sys.argv[1]).parent))  # as `python stages/<name>.py` has it: stages/_project_python
 spec = importlib.util.spec_from_file_location("stage_under_test", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
@@ -84,6 +86,7 @@ def test_stage_deps_are_exactly_its_imports(stage, family):
     script = _script(spec)
     deps = [(d if isinstance(d, str) else next(iter(d))).replace(FAMILY_DEP, family) for d in spec["deps"]]
     assert str(script.relative_to(ROOT)) in deps, f"{stage}: its own script is not a dependency"
+    assert "stages/_project_python.py" in deps, f"{stage}: imports stages/_project_python.py first, undeclared"
     src = (ROOT / "src").resolve()
     imported = [p for p in _imported(script, family) if p.is_relative_to(src)]
     assert imported, f"{stage}: no ganlab module imported?"
