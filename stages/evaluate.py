@@ -47,7 +47,7 @@ from ganlab.io import read_json, write_json
 from ganlab.paths import seed_path
 from ganlab.runtime import resolve_device, stage_entry
 from ganlab.scoring import score
-from ganlab.tracking import stage_run
+from ganlab.tracking import log_model_results, model_run_id, recipe_params, stage_run
 
 
 # The keys of the DVC metrics files (--scores), in this order; a key a record lacks (label_accuracy of unconditional
@@ -158,7 +158,8 @@ def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: 
     evaluate = ev.pipeline.evaluate
     name = f"{ev.experiment}" if ev.method == "none" else f"{ev.experiment}+{ev.method}"
     run_params = {"experiment": ev.experiment, "method": ev.method, "seed": training_seed}
-    with stage_run("evaluate", f"evaluate@{name}", run_params):
+    model = model_run_id(ev.experiment, training_seed, recipe_params(ev.experiment, training_seed, ev.recipe["params"]))
+    with stage_run("evaluate", f"evaluate@{name}", run_params, parent=model):
         metrics = score(images, ev.net, ev.reference, nearest_k=evaluate.nearest_k, device=ev.device)
         if labels is not None and ev.net.kind == "classifier":
             metrics["label_accuracy"] = label_accuracy(ev.net, images, labels, device=ev.device)
@@ -175,6 +176,7 @@ def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: 
         if grid is not None:
             mlflow.log_artifact(str(save_grid(images[:64], grid)), artifact_path="samples")
         write_json(seed_path(ev.out, training_seed, ".json"), result)
+        log_model_results(model, ev.method, numeric_scores(result))  # fid, ... / drs.fid, ... on the model's run
     inception_line = (
         ", ".join(f"{k} {v:.4f}" for k, v in inception_metrics.items())
         if isinstance(inception_metrics["fid_inception"], float)

@@ -24,7 +24,7 @@ from ganlab.modules import trained_precision
 from ganlab.postprocess import Context, load_entry, load_gan, run_method
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.sampling import evaluation_seeds
-from ganlab.tracking import stage_run
+from ganlab.tracking import model_run_id, recipe_params, stage_run
 
 
 @stage_entry
@@ -60,7 +60,9 @@ def _run_one(name, cfg, checkpoint, training_seed, seeds, ctx, pipeline, *, out,
     checkpoint_sha256 = ckpt_io.file_sha256(checkpoint)
     params = {"name": name, "experiment": cfg.experiment, "method": cfg.method, "seed": training_seed,
               "scale": pipeline.scale}
-    with stage_run("postprocess", f"postprocess@{name}", params):
+    model = model_run_id(cfg.experiment, training_seed,
+                         recipe_params(cfg.experiment, training_seed, flatten(state["config"])))
+    with stage_run("postprocess", f"postprocess@{name}", params, parent=model):
         images, out_seeds, info = run_method(cfg, gan, seeds, ctx)
         record = {"name": name, "experiment": cfg.experiment, **info, "n_samples": int(len(images)),
                   "training_seed": training_seed, "evaluation_seed": pipeline.evaluate.seed,

@@ -25,7 +25,7 @@ from ganlab.images import save_grid
 from ganlab.io import write_json
 from ganlab.probe import encode, probe_codes, train_subset
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
-from ganlab.tracking import stage_run
+from ganlab.tracking import log_model_results, model_run_id, recipe_params, stage_run
 from ganlab.modules import load_modules
 from ganlab.visuals import RECON_IMAGES, RECON_PER_ROW, reconstructions
 
@@ -54,13 +54,17 @@ def main() -> None:
     idx = train_subset(len(data["x_train"]), size, cfg.probe.seed)
     run_params = {"experiment": args.experiment, "scale": pipeline.scale,
                   **{f"probe.{k}": v for k, v in flatten(cfg.probe).items()}}
-    with stage_run("probe", f"probe@{args.experiment}", run_params):
+    training_seed = state["config"]["seed"]
+    model = model_run_id(args.experiment, training_seed,
+                         recipe_params(args.experiment, training_seed, flatten(state["config"])))
+    with stage_run("probe", f"probe@{args.experiment}", run_params, parent=model):
         t0 = time.perf_counter()
         train_codes = encode(encoder, data["x_train"][idx], batch_size=500, device=device)
         test_codes = encode(encoder, data["x_test"], batch_size=500, device=device)
         scores = probe_codes(train_codes, data["y_train"][idx], test_codes, data["y_test"],
                              svm_c=cfg.probe.svm_c, nearest_neighbour=cfg.probe.nearest_neighbour)
         mlflow.log_metrics(scores)
+        log_model_results(model, "probe", scores)  # probe.svm_rbf_accuracy, ... on the encoder's model run
         recon = reconstructions(encoder, parts.generator, data["x_test"][:RECON_IMAGES], device)
         mlflow.log_artifact(str(save_grid(recon, args.recon, nrow=RECON_PER_ROW)), artifact_path="grids")
         write_json(args.out, {

@@ -23,7 +23,7 @@ import numpy as np
 from ganlab import checkpoint as ckpt_io
 from ganlab import plots
 from ganlab.catalogue import METRICS, Stat, SweepPoint
-from ganlab.config import load_pipeline, read_params
+from ganlab.config import flatten, load_pipeline, read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.evaluation import evaluation_protocol
 from ganlab.features import load_feature_net, load_reference
@@ -42,7 +42,7 @@ from ganlab.postprocess import (
 from ganlab.runtime import resolve_device, seed_everything, stage_entry
 from ganlab.sampling import evaluation_seeds
 from ganlab.scoring import score
-from ganlab.tracking import stage_run
+from ganlab.tracking import model_run_id, recipe_params, stage_run
 
 
 @stage_entry
@@ -78,7 +78,10 @@ def main() -> None:
     params = {"name": args.name, "experiment": cfg.experiment, "method": cfg.method, "key": cfg.key,
               "values": str(cfg.values), **{f"options.{k}": str(v) for k, v in cfg.options.items()},
               "scale": pipeline.scale}
-    with stage_run("sweep", f"sweep@{args.name}", params):
+    training_seed = state["config"]["seed"]
+    model = model_run_id(cfg.experiment, training_seed,
+                         recipe_params(cfg.experiment, training_seed, flatten(state["config"])))
+    with stage_run("sweep", f"sweep@{args.name}", params, parent=model):
         points, shared = [], {}
         for i, step in enumerate(run_sweep(cfg, gan, sample_seeds, ctx)):
             metrics = score(step.images, net, reference, nearest_k=evaluate.nearest_k, device=device)
@@ -88,7 +91,7 @@ def main() -> None:
             mlflow.log_metrics({cfg.key: step.x, **metrics, **{k: point[k] for k in curves}}, step=i)
             print(f"sweep@{args.name}: {cfg.key} {step.x}: "
                   + ", ".join(f"{k} {point[k]:.4f}" for k in (*curves, *metrics)))
-        provenance = {"checkpoint_sha256": checkpoint_sha256, "training_seed": state["config"].get("seed"),
+        provenance = {"checkpoint_sha256": checkpoint_sha256, "training_seed": training_seed,
                       "training_precision": trained_precision(state), "scale": pipeline.scale}
         protocol = evaluation_protocol(net, reference, n_fake=len(sample_seeds), nearest_k=evaluate.nearest_k,
                                        seed=evaluate.seed, provenance=provenance)

@@ -4,7 +4,8 @@
         --metrics metrics/train/vanilla.json --losses metrics/train/vanilla_losses.csv \
         --curve metrics/train/vanilla_curve.csv --net data/features/mnist/network.pt
 
-Per seed s: data/train/<experiment>/seed-<s>/checkpoint.pt and its grids/ folder, one MLflow run. Precision: the
+Per seed s: data/train/<experiment>/seed-<s>/checkpoint.pt and its grids/ folder, and the model's MLflow run
+(`ganlab.tracking.model_run`: later stages nest their runs under it and copy their scores onto it). Precision: the
 top-level `precision` resolved for the device (`ganlab.runtime.resolve_precision`: bf16 autocast on CPUs with
 AVX512_BF16 / AMX and on CUDA devices with bf16, else fp32), recorded in the checkpoint's config, the MLflow
 params and the metrics. Per epoch:
@@ -52,7 +53,7 @@ from ganlab.runtime import (
     stage_entry,
 )
 from ganlab.schema import ConfigError
-from ganlab.tracking import stage_run
+from ganlab.tracking import model_run
 from ganlab.train import train_gan
 
 
@@ -167,7 +168,7 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
 
     scorer = _curve_scorer(args, pipeline, cfg, data, device)
     t0 = time.perf_counter()
-    run = stage_run("train", f"train@{args.experiment}", run_params) if dist.is_main else contextlib.nullcontext()
+    run = model_run(args.experiment, cfg.seed, run_params) if dist.is_main else contextlib.nullcontext()
     with run:
         state = train_gan(
             cfg, data["x_train"], data["y_train"],

@@ -7,13 +7,14 @@ import csv
 import hashlib
 import json
 import math
-import sqlite3
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 
+from browser import NEEDS_CHROMIUM, dom_containing, keep_screenshot, mlflow_server
 from repo_copy import _run, copy_repo
 pytestmark = pytest.mark.slow
 
@@ -90,34 +91,41 @@ def test_a_sweep_point_lies_on_its_base_curve(reproduced):
     assert (dest / "reports/figures/gmgan_sigma_sweep.png").exists()
 
 
-def test_runs_and_metrics_are_in_the_mlflow_database(reproduced):
+def test_one_mlflow_run_per_trained_model_with_its_stage_runs_nested(reproduced):
+    from mlflow.tracking import MlflowClient
+
     dest, _, _ = reproduced
     result = yaml.safe_load((dest / "metrics/evaluate/vanilla/seed-1.json").read_text())
-    db = sqlite3.connect(dest / "mlflow.db")
-    finished = db.execute("select name, run_uuid from runs where status = 'FINISHED'").fetchall()
-    names = [name for name, _ in finished]
-    for stage in ("train@vanilla", "evaluate@vanilla", "train@wgan", "evaluate@wgan+drs"):
-        assert names.count(stage) == 2, f"{stage}: {names}"  # one per seed
-    assert names.count("report") == 1
-    assert db.execute("select count(*) from runs where status != 'FINISHED'").fetchone()[0] == 0
-    seed1 = {uuid for (uuid,) in db.execute("select run_uuid from params where key = 'seed' and value = '1'")}
-    runs = {name.split("@")[0]: uuid for name, uuid in finished
-            if name in ("train@vanilla", "evaluate@vanilla") and uuid in seed1}
-    fid = db.execute("select value from latest_metrics where run_uuid = ? and key = 'fid'", (runs["evaluate"],)).fetchone()
-    assert fid[0] == pytest.approx(result["fid"], rel=1e-9)
-    steps = db.execute("select step from metrics where run_uuid = ? and key = 'loss_d' order by step", (runs["train"],))
-    assert [s for (s,) in steps] == [1, 2]
-    lr = db.execute("select value from params where run_uuid = ? and key = 'vanilla.optimizer.lr_g'", (runs["train"],))
-    assert lr.fetchone()[0] == "0.0001"
-    # learning curves: a point per epoch and seed, in the CSV and as MLflow metrics with step = epoch
+    client = MlflowClient(f"sqlite:///{dest / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ganlab")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs table
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert all(run.info.status == "FINISHED" for run in runs)
+    models = {(r.data.tags["ganlab.experiment"], int(r.data.tags["ganlab.seed"])): r
+              for r in runs if r.data.tags.get("ganlab.kind") == "model"}
+    experiments = ("vanilla", "wgan", "gmgan", "gmgan_sigma1p4", "dcgan_mnist")
+    assert sorted(models) == sorted((e, s) for e in experiments for s in (0, 1))
+    top = sorted(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert top == sorted([*(m.info.run_name for m in models.values()), "report"])  # every stage run is nested
+    # the model run: recipe, losses and learning curves per epoch, and every method's final scores
+    vanilla = models[("vanilla", 1)]
+    assert vanilla.info.run_name == "vanilla · seed 1 · workspace"
+    assert vanilla.data.params["vanilla.optimizer.lr_g"] == "0.0001"
+    assert vanilla.data.metrics["fid"] == pytest.approx(result["fid"], rel=1e-9)
+    assert {"drs.fid", "dgflow.recall", "truncation.precision", "ddls.coverage"} <= set(vanilla.data.metrics)
+    for key in ("loss_d", "recall"):  # losses and learning-curve points, step = epoch
+        assert [m.step for m in client.get_metric_history(vanilla.info.run_id, key)][:2] == [1, 2]
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == vanilla.info.run_id]
+    assert sorted(r.data.tags["ganlab.stage"] for r in nested).count("evaluate") == 1 + 4  # its samples + 4 methods
+    assert {r.data.tags["ganlab.stage"] for r in nested} == {"evaluate", "postprocess"}  # sweeps: seed 0 only
+    assert "drs.fid" in models[("wgan", 0)].data.metrics
+    # learning curves: a point per epoch and seed in the CSV too
     curve = (dest / "metrics/train/vanilla_curve.csv").read_text().splitlines()
     assert curve[0].startswith("seed,epoch,train_seconds,fid,precision,recall") and len(curve) == 1 + 2 * 2
-    steps = db.execute("select step from metrics where run_uuid = ? and key = 'recall' order by step", (runs["train"],))
-    assert [s for (s,) in steps] == [1, 2]
     # KID beside FID; label accuracy only where the generator is given labels (gmgan's supervised mixture)
     assert math.isfinite(result["kid"]) and result["kid_std"] >= 0 and "label_accuracy" not in result
-    gmgan = yaml.safe_load((dest / "metrics/evaluate/gmgan/seed-0.json").read_text())
-    assert 0.0 <= gmgan["label_accuracy"] <= 1.0
+    assert "label_accuracy" not in vanilla.data.metrics
+    assert 0.0 <= models[("gmgan", 0)].data.metrics["label_accuracy"] <= 1.0
 
 
 def _leaves(tree, prefix=""):
@@ -272,6 +280,43 @@ def test_the_sigma_knob_reruns_the_gmgan_chain_only(reproduced):
     assert "gmgan.sigma" in header and header.index(scores[-1]) < header.index("gmgan.sigma"), header
     values = {row[header.index("metrics/scores/gmgan.json:fid")] for row in rows[1:] if row[0]}
     assert len(values) >= 2, rows  # the workspace and the experiment differ in gmgan's FID
+
+
+def _shown(value: float) -> list[str]:
+    """The ways the MLflow UI may print a metric value."""
+    return [str(value), f"{value:.4g}", f"{value:.3f}", f"{value:.2f}"]
+
+
+@NEEDS_CHROMIUM
+def test_the_mlflow_ui_shows_which_sigma_won(reproduced, tmp_path):
+    # after test_the_sigma_knob_reruns_the_gmgan_chain_only: gmgan trained in the workspace (σ₀ 1.7) and in a DVC
+    # experiment (σ₀ 1.5): the runs table shows both models' FID, the compare page σ₀ beside recall
+    from mlflow.tracking import MlflowClient
+
+    dest, _, _ = reproduced
+    uri = f"sqlite:///{dest / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("ganlab")
+    found = client.search_runs([experiment.experiment_id], "tags.`ganlab.kind` = 'model' and "
+                               "tags.`ganlab.experiment` = 'gmgan' and tags.`ganlab.seed` = '0'")
+    models = {run.data.params["gmgan.sigma"]: run for run in found}
+    assert sorted(models) == ["1.5", "1.7"], [r.info.run_name for r in found]
+    with mlflow_server(uri, tmp_path / "server.log") as base:
+        runs_url = f"{base}/#/experiments/{experiment.experiment_id}/runs"
+        names = [run.info.run_name for run in models.values()]
+        dom = dom_containing(runs_url, tmp_path / "profile1", [*names, "fid"])
+        assert all(name in dom for name in names) and "fid" in dom, dom[-3000:]
+        for run in models.values():
+            assert any(text in dom for text in _shown(run.data.metrics["fid"])), (run.info.run_name, dom[-3000:])
+        ids = [run.info.run_id for run in models.values()]
+        compare_url = (f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ids))}"
+                       f"&experiments={urllib.parse.quote(json.dumps([experiment.experiment_id]))}")
+        dom = dom_containing(compare_url, tmp_path / "profile2", ["gmgan.sigma", "recall", "1.5", "1.7"])
+        assert "gmgan.sigma" in dom and "recall" in dom, dom[-3000:]
+        for run in models.values():
+            assert any(text in dom for text in _shown(run.data.metrics["recall"])), (run.info.run_name, dom[-3000:])
+        keep_screenshot(runs_url, tmp_path / "profile3", "mlflow_runs_table.png")
+        keep_screenshot(compare_url, tmp_path / "profile4", "mlflow_compare_gmgan_sigma.png")
 
 
 def test_a_misspelled_key_fails_before_any_work(reproduced):

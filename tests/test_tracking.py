@@ -141,3 +141,39 @@ def test_a_queued_experiment_copy_logs_to_the_main_repository(tmp_path, monkeypa
     monkeypatch.chdir(copy)
     assert main_repo_root() == main.resolve()
     assert main_repo_root(Path("/elsewhere/project")) == Path("/elsewhere/project")
+
+
+def test_the_experiment_is_set_up_for_model_development(uri):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment_id = tracking.ensure_database()
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "genai_development")  # an older database
+    assert tracking.ensure_database() == experiment_id
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_one_run_per_trained_model_carries_its_recipe_and_every_methods_scores(uri, monkeypatch):
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    with tracking.model_run("gmgan", 1, {"gmgan.sigma": 1.7}) as run:
+        model_id = run.info.run_id
+    assert tracking.model_run_id("gmgan", 1, {}) == model_id
+    for method, fid in (("none", 40.0), ("drs", 35.0)):
+        with tracking.stage_run("evaluate", f"evaluate@gmgan+{method}", {"method": method}, parent=model_id) as run:
+            tracking.log_model_results(model_id, method, {"fid": fid, "recall": 0.5})
+        child = _run(uri, run.info.run_id)
+        assert child.data.tags[tracking.PARENT_TAG] == model_id and child.info.status == "FINISHED"
+    model = _run(uri, model_id)
+    assert model.info.run_name == "gmgan · seed 1 · workspace" and model.info.status == "FINISHED"
+    assert model.data.params == {"gmgan.sigma": "1.7"}
+    assert model.data.metrics == {"fid": 40.0, "recall": 0.5, "drs.fid": 35.0, "drs.recall": 0.5}
+    assert tracking.PARENT_TAG not in model.data.tags  # a model run is a top-level row
+    # another seed, another model; a DVC experiment that did not retrain gets a model run of its own
+    assert tracking.model_run_id("gmgan", 2, {"seed": 2}) != model_id
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-sigma")
+    other = tracking.model_run_id("gmgan", 1, {"gmgan.sigma": 1.4})
+    got = _run(uri, other)
+    assert other != model_id and got.data.params == {"gmgan.sigma": "1.4"}
+    assert got.info.run_name == "gmgan · seed 1 · exp-sigma" and "not trained" in got.data.tags["ganlab.note"]
+    assert tracking.model_run_id("gmgan", 1, {}) == other  # found again, not made twice
