@@ -15,7 +15,8 @@ grid PNG (file + MLflow image) and an atomic checkpoint (weights, optimisers, ep
 density, coverage of `curves.n_samples` fixed latents in the domain space of --net): MLflow metrics with
 step = epoch and a row of the --curve CSV (seed, epoch, training seconds so far, the scores). The metrics JSON
 holds the mean final losses over the seeds and each seed's summary under `runs` (with its last curve point, the
-curve protocol and, for mixture priors, `prior_changed`: the fraction of μ and σ entries training moved).
+curve protocol, the epochs that lack a point (`curve_missing_epochs`: a resumed run drops points made in another
+protocol) and, for mixture priors, `prior_changed`: the fraction of μ and σ entries training moved).
 
 Data parallel on N processes (gloo on the CPU, nccl on CUDA; see `ganlab.distributed`): the same
 arguments under `torchrun --standalone --nproc_per_node N stages/train.py ...`; rank 0 alone writes the
@@ -81,7 +82,8 @@ def main() -> None:
         data = _load_data(args, cfg)
         for c in configs:  # every resume point is checked before the first seed trains
             _check_resume_point(seed_path(args.out, c.seed) / CHECKPOINT, dist)
-        runs = [_train(args, pipeline, c, data, dist.device(device), dist) for c in configs]
+        scorer = _curve_scorer(args, pipeline, cfg, data, dist.device(device))  # once: every seed, same points
+        runs = [_train(args, pipeline, c, data, dist.device(device), dist, scorer) for c in configs]
     finally:
         distributed.shutdown(dist)
     if dist.is_main:
@@ -137,7 +139,7 @@ def _curve_scorer(args, pipeline, cfg, data, device) -> CurveScorer | None:
                              last_epoch=cfg.num_epochs.at(pipeline.scale), device=device)
 
 
-def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
+def _train(args, pipeline, cfg, data, device, dist, scorer: CurveScorer | None) -> dict | None:
     """Train (or resume) seed `cfg.seed`; returns its summary with the loss history (rank 0), else None."""
     seed_everything(cfg.seed)
     set_deterministic(device)
@@ -166,7 +168,6 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
         print(f"train@{args.experiment} seed {cfg.seed} epoch {log.epoch}/{num_epochs}: loss_d {log.loss_d:.4f} "
               f"loss_g {log.loss_g:.4f} ({log.seconds:.1f}s)", flush=True)
 
-    scorer = _curve_scorer(args, pipeline, cfg, data, device)
     t0 = time.perf_counter()
     run = model_run(args.experiment, cfg.seed, run_params) if dist.is_main else contextlib.nullcontext()
     with run:
@@ -191,7 +192,8 @@ def _train(args, pipeline, cfg, data, device, dist) -> dict | None:
             "wall_seconds_this_run": time.perf_counter() - t0,
             "device": str(device),
             "precision": cfg.precision,
-            **({"curve": history[-1].get("curve"), "curve_protocol": scorer.protocol()} if scorer else {}),
+            **({"curve": history[-1].get("curve"), "curve_protocol": scorer.protocol(),
+                "curve_missing_epochs": scorer.missing(history)} if scorer else {}),
             **({"prior_changed": changed} if (changed := prior_changed(state)) else {}),
         }
         mlflow.log_metrics({"train_seconds": summary["train_seconds"]})

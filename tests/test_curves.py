@@ -94,6 +94,19 @@ def test_resume_keeps_the_points(tmp_path, net, data):
     assert [h["curve"] for h in resumed["history"]] == [h["curve"] for h in whole["history"]]
 
 
+def test_resume_in_another_curve_protocol_drops_the_old_points_and_says_which(tmp_path, net, data, capsys):
+    cfg = small_config()
+    train(tmp_path, data, cfg, scorer(net, data, every=1, n=40), epochs=2)
+    other = scorer(net, data, every=1, n=32)  # another N: its points are not comparable with the first two
+    resumed = train(tmp_path, data, cfg, other, epochs=3)
+    assert "points of epochs [1, 2] dropped" in capsys.readouterr().out
+    assert ["curve" in h for h in resumed["history"]] == [False, False, True]
+    assert resumed["curve_protocol"] == other.comparable() and other.missing(resumed["history"]) == [1, 2]
+    # the same protocol keeps them, whatever eval_every
+    kept = train(tmp_path, data, cfg, scorer(net, data, every=2, n=32), epochs=4)
+    assert ["curve" in h for h in kept["history"]] == [False, False, True, True]
+
+
 def test_curve_rows_accumulate_training_seconds():
     history = [{"epoch": 1, "seconds": 2.0}, {"epoch": 2, "seconds": 3.0, "curve": {"fid": 9.0}},
                {"epoch": 3, "seconds": 4.0, "curve": {"fid": 7.0}}]

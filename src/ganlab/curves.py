@@ -60,11 +60,21 @@ class CurveScorer:
         scores = score(images, self.net, self.reference, nearest_k=self.nearest_k, device=self.device, kid=False)
         return {k: scores[k] for k in CURVE_METRICS}
 
-    def protocol(self) -> dict[str, Any]:
-        """How the points were made: recorded in the train metrics beside the curve."""
+    def comparable(self) -> dict[str, Any]:
+        """What two points must share to be comparable (the feature space, the real and fake images, k); the
+        checkpoint keeps it, so a resumed run does not mix points of two protocols."""
         return {"feature_space": self.net.name, "feature_weights_sha256": self.net.weights_sha256,
                 "real_split": "test", "n_real": int(self.reference["n"]), "n_fake": len(self.seeds),
-                "first_sample_seed": int(self.seeds[0]), "nearest_k": self.nearest_k, "eval_every": self.eval_every}
+                "first_sample_seed": int(self.seeds[0]), "nearest_k": self.nearest_k}
+
+    def protocol(self) -> dict[str, Any]:
+        """How the points were made: recorded in the train metrics beside the curve."""
+        return self.comparable() | {"eval_every": self.eval_every}
+
+    def missing(self, history: list[dict[str, Any]]) -> list[int]:
+        """The epochs of `history` that should have a point and do not (made before curves, or dropped on resume
+        because they were made in another protocol)."""
+        return [r["epoch"] for r in history if self.is_point(r["epoch"]) and "curve" not in r]
 
 
 def curve_rows(history: list[dict[str, Any]], seed: int) -> list[dict[str, float]]:

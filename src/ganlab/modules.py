@@ -128,8 +128,8 @@ def prior_changed(checkpoint: dict[str, Any]) -> dict[str, float]:
     Shows whether a tiny prior learning rate moved the mixture at all: an Adam step of lr 1e-9 is below float32's
     resolution for entries of order 1, so they do not change."""
     cfg = ExperimentConfig.model_validate(checkpoint["config"])
-    trained = load_modules(checkpoint, torch.device("cpu")).prior
-    initial = build_prior(cfg.prior, nz=trained.nz, num_classes=checkpoint["num_classes"], seed=cfg.seed,
+    trained = checkpoint.get("prior", {})  # the prior's state dict (no networks need building for it)
+    initial = build_prior(cfg.prior, nz=cfg.generator.options()["nz"], num_classes=checkpoint["num_classes"], seed=cfg.seed,
                           num_components=cfg.num_components, sigma=cfg.sigma, c=cfg.c).state_dict()
-    return {name.removesuffix(".weight"): float((trained.state_dict()[name] != value).float().mean())
+    return {name.removesuffix(".weight"): float((trained[name].cpu() != value).float().mean())
             for name, value in initial.items()}

@@ -44,7 +44,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -311,6 +311,14 @@ def _first_non_finite(loss_d: torch.Tensor, loss_g: torch.Tensor, g_done: torch.
     return f"generator loss is {value} at epoch {epoch}, step {step}"
 
 
+class CurvePoints(Protocol):
+    """A learning-curve scorer (`ganlab.curves.CurveScorer`): an epoch's scores, or None when it is not a point."""
+
+    def __call__(self, epoch: int, sampler: LatentGenerator) -> dict[str, float] | None: ...
+
+    def comparable(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class TrainingState:
     """Everything a checkpoint holds, and its only writer and reader during training.
@@ -331,6 +339,7 @@ class TrainingState:
     num_classes: int
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # epoch_record rows [+ "curve" scores]
+    curve_protocol: dict[str, Any] | None = None  # what the history's curve points share (`CurvePoints.comparable`)
 
     @classmethod
     def create(cls, cfg: ExperimentConfig, data: "TrainingData", num_classes: int, device: torch.device,
@@ -364,6 +373,7 @@ class TrainingState:
             "num_classes": self.num_classes,
             "rng": rng_ranks[0],
             "history": self.history,
+            "curve_protocol": self.curve_protocol,
         }
         if dist.enabled:
             state.update(world_size=dist.world_size, rng_ranks=rng_ranks, rng_data=self.data_gen.get_state())
@@ -378,6 +388,18 @@ class TrainingState:
         if dist.enabled:
             self.data_gen.set_state(saved["rng_data"])
         self.history, self.epoch = list(saved["history"]), saved["epoch"]
+        self.curve_protocol = saved.get("curve_protocol")
+
+    def adopt_curve_protocol(self, protocol: dict[str, Any] | None) -> list[int]:
+        """Make `protocol` the curve points' protocol; points made in another one (another feature space, N or
+        seeds; or unrecorded, in checkpoints from before) are not comparable with the new ones: they are dropped.
+        Returns their epochs."""
+        dropped = []
+        if protocol != self.curve_protocol:
+            dropped = [r["epoch"] for r in self.history if "curve" in r]
+            self.history = [{k: v for k, v in r.items() if k != "curve"} for r in self.history]
+        self.curve_protocol = protocol
+        return dropped
 
 
 def resume_point(checkpoint_path: Path, config: dict[str, Any], num_epochs: int, dist: DistContext,
@@ -517,7 +539,7 @@ def train_gan(
     dist: DistContext = SINGLE,
     check_every: int | None = None,
     progress: str | None = None,
-    curve: Callable[[int, LatentGenerator], dict[str, float] | None] | None = None,
+    curve: CurvePoints | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a GAN on uint8 `images` (N, H, W, C); returns the final checkpoint dict.
 
@@ -542,6 +564,9 @@ def train_gan(
         state.from_checkpoint(saved, dist)
         if dist.is_main:
             print(f"resuming {checkpoint_path} from epoch {state.epoch}/{num_epochs}")
+    dropped = state.adopt_curve_protocol(curve.comparable()) if curve is not None else []
+    if dropped and dist.is_main:
+        print(f"{checkpoint_path}: learning-curve points of epochs {dropped} dropped: made in another protocol")
     grid = EpochGrid(state, device)
     trainer = GANStep(cfg, state.parts, state.opt_g, state.opt_d, state.gen, device, dist)
     bar = Progress(progress or "", num_epochs * len(batches), initial=state.epoch * len(batches),
