@@ -20,6 +20,10 @@ The key is absent for unconditional samples and where the domain network is an a
 
 Without the Inception weights (see stages/fetch_inception.py) every `*_inception` value is the string
 "unavailable: <reason>"; the domain metrics are unaffected.
+
+The DVC metrics are the numbers alone (`SCORES`, where present): --scores <name>.json holds their mean over the
+training seeds and --scores <name>/seed-<s>.json each seed's, so `dvc metrics show` and `dvc exp show` print one
+row (one column group) per experiment × method and seed. The full records stay in --out (DVC outputs, MLflow).
 """
 
 import argparse
@@ -42,6 +46,12 @@ from ganlab.paths import seed_path
 from ganlab.runtime import resolve_device, stage_entry
 from ganlab.scoring import score
 from ganlab.tracking import stage_run
+
+
+# The keys of the DVC metrics files (--scores), in this order; a key a record lacks (label_accuracy of unconditional
+# samples, every *_inception without the weights) is left out.
+SCORES = ("fid", "kid", "precision", "recall", "density", "coverage", "label_accuracy")
+SCORES += tuple(f"{k}_inception" for k in SCORES[:6])
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ def main() -> None:
     parser.add_argument("--inception", required=True, type=Path, help="weights record of fetch_inception")
     parser.add_argument("--inception-reference", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path, help="folder of the seed-<s>.json metrics")
+    parser.add_argument("--scores", required=True, type=Path, help="<name>.json: the numbers, mean over the seeds "
+                        "(and <name>/seed-<s>.json per seed), for `dvc metrics show`")
     parser.add_argument("--grid", type=Path, help="PNG of the first seed's first 64 samples")
     args = parser.parse_args()
 
@@ -94,14 +106,32 @@ def main() -> None:
                     reference=reference, test_images=test_images, inception=args.inception,
                     inception_reference=args.inception_reference, inception_missing=inception_missing, out=args.out,
                     device=device)  # fmt: skip
+    per_seed = {}
     for i, training_seed in enumerate(pipeline.seeds_of(args.experiment)):
         with np.load(seed_path(args.samples, training_seed, ".npz"), allow_pickle=False) as f:
             images, seeds, checkpoint_sha256 = f["images"], f["seeds"], str(f["checkpoint_sha256"])
             precision = str(f["training_precision"])
             labels = f["labels"] if "labels" in f.files else None  # only samples of a conditional generator
-        _evaluate(ev, training_seed=training_seed, images=images, seeds=seeds, labels=labels,
-                  checkpoint_sha256=checkpoint_sha256, precision=precision,
-                  grid=args.grid if i == 0 else None)  # fmt: skip
+        result = _evaluate(ev, training_seed=training_seed, images=images, seeds=seeds, labels=labels,
+                           checkpoint_sha256=checkpoint_sha256, precision=precision,
+                           grid=args.grid if i == 0 else None)  # fmt: skip
+        per_seed[training_seed] = numeric_scores(result)
+    write_scores(args.scores, per_seed)
+
+
+def numeric_scores(result: dict[str, Any]) -> dict[str, float]:
+    """The `SCORES` of one seed's record that are numbers (an unavailable Inception score is a string)."""
+    return {k: result[k] for k in SCORES if isinstance(result.get(k), float)}
+
+
+def write_scores(path: Path, per_seed: dict[int, dict[str, float]]) -> None:
+    """<path>: each score's mean over the seeds (a key only when every seed has it); <path without .json>/seed-<s>.json:
+    each seed's scores."""
+    folder = path.with_suffix("")
+    for training_seed, scores in per_seed.items():
+        write_json(seed_path(folder, training_seed, ".json"), scores)
+    common = [k for k in SCORES if all(k in scores for scores in per_seed.values())]
+    write_json(path, {k: float(np.mean([scores[k] for scores in per_seed.values()])) for k in common})
 
 
 def _score_inception(ev: Evaluation, images: np.ndarray) -> tuple[dict[str, Any], Any]:
@@ -121,7 +151,8 @@ def _score_inception(ev: Evaluation, images: np.ndarray) -> tuple[dict[str, Any]
 
 
 def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: np.ndarray, labels: np.ndarray | None,
-              checkpoint_sha256: str, precision: str, grid: Path | None) -> None:  # fmt: skip
+              checkpoint_sha256: str, precision: str, grid: Path | None) -> dict[str, Any]:  # fmt: skip
+    """Score one training seed's samples; writes and returns its full record."""
     evaluate = ev.pipeline.evaluate
     name = f"{ev.experiment}" if ev.method == "none" else f"{ev.experiment}+{ev.method}"
     run_params = {"experiment": ev.experiment, "method": ev.method, "seed": training_seed}
@@ -149,6 +180,7 @@ def _evaluate(ev: Evaluation, *, training_seed: int, images: np.ndarray, seeds: 
     )
     print(f"evaluate@{name} seed {training_seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
           + f"; {inception_line}")
+    return result
 
 
 if __name__ == "__main__":

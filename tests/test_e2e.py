@@ -3,6 +3,7 @@ SQLite database, then reruns nothing, and an experiment reruns only what its cha
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -119,11 +120,61 @@ def test_runs_and_metrics_are_in_the_mlflow_database(reproduced):
     assert 0.0 <= gmgan["label_accuracy"] <= 1.0
 
 
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip("."), tree
+
+
+def test_dvc_metrics_are_the_numbers_alone(reproduced):
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    shown = json.loads(_run([dvc, "metrics", "show", "--json"], dest, env).stdout)
+    files = shown[""]["data"]
+    assert files and all(path.startswith("metrics/scores/") for path in files), sorted(files)
+    for path, content in files.items():
+        assert "error" not in content, (path, content)
+        leaves = dict(_leaves(content["data"]))
+        assert leaves and all(type(v) in (int, float) for v in leaves.values()), (path, leaves)
+    # the mean over the seeds, each seed's numbers, and the full record they came from
+    seeds = [json.loads((dest / f"metrics/evaluate/vanilla/seed-{s}.json").read_text()) for s in (0, 1)]
+    mean = files["metrics/scores/vanilla.json"]["data"]
+    assert mean["fid"] == pytest.approx((seeds[0]["fid"] + seeds[1]["fid"]) / 2, rel=1e-12)
+    assert set(mean) == {"fid", "kid", "precision", "recall", "density", "coverage"}  # no Inception weights here
+    assert files["metrics/scores/vanilla/seed-1.json"]["data"]["recall"] == seeds[1]["recall"]
+    assert files["metrics/scores/gmgan.json"]["data"]["label_accuracy"] >= 0  # labelled prior: label accuracy
+    assert "metrics/scores/wgan-drs.json" in files  # post-processing methods are rows too
+    table = _run([dvc, "metrics", "show"], dest, env).stdout.splitlines()
+    assert max(len(line) for line in table) <= 200, table[0]
+
+
 def test_second_repro_is_a_no_op(reproduced):
     dest, env, _ = reproduced
     proc = _run([str(Path(sys.executable).parent / "dvc"), "repro"], dest, env)
     assert "Running stage" not in proc.stdout
     assert "up to date" in proc.stdout
+
+
+def test_a_fresh_clone_pulls_the_run_from_a_dvc_remote_without_retraining(reproduced, tmp_path):
+    # "Working as a team" (README): push the run to a DVC remote, clone the git repository elsewhere, pull.
+    dest, env, _ = reproduced
+    dvc = str(Path(sys.executable).parent / "dvc")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run([dvc, "remote", "add", "--default", "team", str(tmp_path / "remote")], dest, env)
+    _run([*git, "add", "-A"], dest, env)
+    _run([*git, "commit", "-qm", "the tiny run, with its remote"], dest, env)
+    _run([dvc, "push"], dest, env)
+    clone = tmp_path / "clone"
+    _run([*git, "clone", "-q", str(dest), str(clone)], tmp_path, env)
+    assert not (clone / "data/train/vanilla/seed-0/checkpoint.pt").exists()  # git holds no data
+    _run([dvc, "pull"], clone, env)
+    assert json.loads(_run([dvc, "status", "--json"], clone, env).stdout) == {}
+    proc = _run([dvc, "repro"], clone, env)
+    assert "Running stage" not in proc.stdout  # nothing retrains
+    for path in ("reports/results.md", "data/train/vanilla/seed-1/checkpoint.pt", "data/samples/wgan/seed-0.npz"):
+        assert (clone / path).read_bytes() == (dest / path).read_bytes(), path
 
 
 def _status(dest: Path, env: dict) -> set[str]:
@@ -213,6 +264,16 @@ def test_the_sigma_knob_reruns_the_gmgan_chain_only(reproduced):
     proc = _run([dvc, "exp", "run", "-S", "gmgan.sigma=1.5"], dest, env)
     ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"validate", "train@gmgan", "sample@gmgan", "evaluate@gmgan", "report"}  # not its sweep point
+    # `dvc exp show --only-changed`: gmgan's scores are the first columns after the experiment's own, before any
+    # parameter (the knob itself follows them)
+    rows = list(csv.reader(_run([dvc, "exp", "show", "--only-changed", "--csv"], dest, env).stdout.splitlines()))
+    header = rows[0]
+    assert header[:4] == ["Experiment", "rev", "typ", "Created"], header
+    scores = [c for c in header if c.startswith("metrics/scores/gmgan.json:")]
+    assert {"fid", "precision", "recall"} <= {c.split(":")[1] for c in scores}, header
+    assert header[4:4 + len(scores)] == scores and header.index("gmgan.sigma") > 4 + len(scores), header
+    values = {row[header.index("metrics/scores/gmgan.json:fid")] for row in rows[1:] if row[0]}
+    assert len(values) >= 2, rows  # the workspace and the experiment differ in gmgan's FID
 
 
 def test_a_misspelled_key_fails_before_any_work(reproduced):

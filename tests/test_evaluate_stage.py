@@ -60,7 +60,7 @@ def _workspace(tmp, arch: str) -> tuple[list[str], np.ndarray]:
     args = ["--params", str(tmp / "params.yaml"), "--experiment", "tiny", "--samples", str(tmp / "samples"),
             "--data", str(tmp / "prepared.npz"), "--net", str(tmp / "net.pt"), "--reference", str(tmp / "reference.npz"),
             "--inception", str(tmp / "absent.json"), "--inception-reference", str(tmp / "inception_reference.npz"),
-            "--out", str(tmp / "metrics")]  # fmt: skip
+            "--out", str(tmp / "metrics"), "--scores", str(tmp / "scores" / "tiny.json")]  # fmt: skip
     return args, labels
 
 
@@ -88,3 +88,27 @@ def test_label_accuracy_is_recorded_for_labelled_samples_in_a_classifier_space_o
     assert labelled["label_accuracy"] == (N_FAKE - len(WRONG)) / N_FAKE
     assert _mlflow_metrics(tmp_path / "m.db", 0)["label_accuracy"] == pytest.approx(labelled["label_accuracy"])
     assert {k: v for k, v in labelled.items() if k != "label_accuracy"}.keys() == unlabelled.keys()
+
+
+def test_the_dvc_metrics_are_the_records_numbers_and_their_mean_over_the_seeds(tmp_path, monkeypatch, evaluate_stage):
+    args, _ = _workspace(tmp_path, "lenet")
+    with np.load(tmp_path / "samples" / "seed-1.npz") as f:  # seed 1: other images, so the mean is not either seed
+        seed1 = dict(f)
+    seed1["images"] = np.random.default_rng(2).integers(0, 128, seed1["images"].shape, dtype=np.uint8)
+    np.savez(tmp_path / "samples" / "seed-1.npz", **seed1)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["stages/evaluate.py", *args])
+    evaluate_stage.main()
+
+    records = [json.loads((tmp_path / "metrics" / f"seed-{s}.json").read_text()) for s in (0, 1)]
+    per_seed = [json.loads((tmp_path / "scores" / "tiny" / f"seed-{s}.json").read_text()) for s in (0, 1)]
+    mean = json.loads((tmp_path / "scores" / "tiny.json").read_text())
+    numbers = ["fid", "kid", "precision", "recall", "density", "coverage"]  # no Inception weights in this test
+    assert list(per_seed[1]) == numbers and list(per_seed[0]) == [*numbers, "label_accuracy"]
+    assert all(per_seed[s][k] == records[s][k] for s in (0, 1) for k in per_seed[s])
+    # a key in the mean only when every seed has it: seed 1's samples carry no labels
+    assert list(mean) == numbers
+    assert mean["fid"] == pytest.approx((records[0]["fid"] + records[1]["fid"]) / 2, rel=1e-12)
+    assert mean["recall"] == pytest.approx((records[0]["recall"] + records[1]["recall"]) / 2, rel=1e-12)
+    assert records[0]["fid"] != records[1]["fid"]

@@ -26,43 +26,47 @@ def _save(fig: "plt.Figure", out: Path) -> Path:
     return Path(out)
 
 
-def loss_curves(losses: Mapping[str, Sequence[Mapping[str, float]]], out: Path) -> Path | None:
-    """Small multiples, one panel per experiment: loss_d and loss_g against epoch.
-
-    losses: experiment -> rows with keys epoch, loss_d, loss_g (as in metrics/train/<exp>_losses.csv)."""
-    items = [(exp, rows) for exp, rows in sorted(losses.items()) if rows]
+def _panels(items: Sequence[tuple[str, Sequence[Mapping[str, float]]]], draw, out: Path) -> Path | None:
+    """Small multiples, four to a row: one panel per (title, rows) item, filled by `draw(ax, rows)`; None when
+    there are no items."""
     if not items:
         return None
     cols = min(4, len(items))
     nrows = math.ceil(len(items) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
-    for ax, (exp, rows) in zip(axes.flat, items):
-        epochs = [float(r["epoch"]) for r in rows]
-        ax.plot(epochs, [float(r["loss_d"]) for r in rows], marker=".", label="loss_d")
-        ax.plot(epochs, [float(r["loss_g"]) for r in rows], marker=".", label="loss_g")
-        ax.set_title(exp, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
+    for ax, (title, rows) in zip(axes.flat, items):
+        draw(ax, rows)
+        ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(items):]:
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, out)
 
 
+def loss_curves(losses: Mapping[str, Sequence[Mapping[str, float]]], out: Path) -> Path | None:
+    """One panel per experiment: loss_d and loss_g against epoch.
+
+    losses: experiment -> rows with keys epoch, loss_d, loss_g (as in metrics/train/<exp>_losses.csv)."""
+
+    def draw(ax, rows) -> None:
+        epochs = [float(r["epoch"]) for r in rows]
+        ax.plot(epochs, [float(r["loss_d"]) for r in rows], marker=".", label="loss_d")
+        ax.plot(epochs, [float(r["loss_g"]) for r in rows], marker=".", label="loss_g")
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.legend(fontsize=7)
+
+    return _panels([(exp, rows) for exp, rows in sorted(losses.items()) if rows], draw, out)
+
+
 def learning_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], *, x: str, x_label: str, out: Path,
                     collapse_recall: float) -> Path | None:
-    """Small multiples, one panel per experiment: FID (left axis, log scale) and recall (right axis) against `x`
-    ("epoch" or "train_seconds"), with the collapse line recall = `collapse_recall` dashed.
+    """One panel per experiment: FID (left axis, log scale) and recall (right axis) against `x` ("epoch" or
+    "train_seconds"), with the collapse line recall = `collapse_recall` dashed.
 
     curves: experiment -> rows with keys epoch, train_seconds, fid, recall (metrics/train/<exp>_curve.csv, seed means)."""
-    items = [(exp, rows) for exp, rows in sorted(curves.items()) if rows]
-    if not items:
-        return None
-    cols = min(4, len(items))
-    nrows = math.ceil(len(items) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
-    for ax, (exp, rows) in zip(axes.flat, items):
+
+    def draw(ax, rows) -> None:
         xs = [float(r[x]) for r in rows]
         ax.plot(xs, [float(r["fid"]) for r in rows], marker=".", color="tab:blue")
         ax.set_yscale("log")
@@ -73,13 +77,9 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], *, x: s
         right.set_ylim(0, 1)
         right.set_ylabel("recall", fontsize=8, color="tab:orange")
         right.tick_params(labelsize=7)
-        ax.set_title(exp, fontsize=9)
         ax.set_xlabel(x_label, fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(items):]:
-        ax.axis("off")
-    fig.tight_layout()
-    return _save(fig, out)
+
+    return _panels([(exp, rows) for exp, rows in sorted(curves.items()) if rows], draw, out)
 
 
 def sweep(

@@ -340,10 +340,13 @@ RESULT_HEADERS = ("experiment", "method", "", *METRICS, "note")
 DIGITS = {"fid": 2, "kid": 4}  # decimals per metric in the tables (3 for the others)
 
 
-def _ours_row(exp: str, method: str, ours: Mapping[str, Stat]) -> tuple[str, ...]:
+def _metric_cells(ours: Mapping[str, Stat]) -> tuple[str, ...]:
     # a run that exists but has no such metric (label accuracy of an unconditional generator) shows "–"
-    return (exp, method, "ours", *(_cell(ours.get(m), DIGITS.get(m, 3)) if m in ours or not ours else "–"
-                                   for m in METRICS))
+    return tuple(_cell(ours.get(m), DIGITS.get(m, 3)) if m in ours or not ours else "–" for m in METRICS)
+
+
+def _ours_row(exp: str, method: str, ours: Mapping[str, Stat]) -> tuple[str, ...]:
+    return (exp, method, "ours", *_metric_cells(ours))
 
 
 def _reported_row(r: cat.Reported) -> tuple[str, ...]:
@@ -421,8 +424,7 @@ def baseline_rows(batteries: Mapping[str, Battery]) -> list[tuple[str, ...]]:
         names = [n for n in BASELINE_SETS if n in battery.scores] + ([noise[0]] if noise else [])
         for name in names:
             metrics = {m: Stat.of([v]) for m, v in battery.scores[name].items() if isinstance(v, (int, float))}
-            cells = _ours_row(f"baseline: {name}", "", metrics)[3:]
-            rows.append((f"baseline: {name}", "", f"battery ({space}, N = {battery.n})", *cells,
+            rows.append((f"baseline: {name}", "", f"battery ({space}, N = {battery.n})", *_metric_cells(metrics),
                          "worse than this: not judged" if noise and name == noise[0] else ""))
     return rows
 
