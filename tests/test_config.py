@@ -145,6 +145,7 @@ def test_validate_writes_each_recipe_with_a_sweep_points_base_merged_in(root, pa
 def test_per_experiment_seeds_override_the_list_and_start_with_its_first(params):
     params["seeds"] = [0]
     params["experiments"]["vanilla"]["seeds"] = [0, 1, 2]
+    params["experiments"]["wgan"].pop("seeds", None)  # whatever the committed params give it
     pipeline, cfg = load_experiment(params, "vanilla", seed=2)
     assert pipeline.seeds_of("vanilla") == [0, 1, 2] and cfg.seed == 2
     assert pipeline.seeds_of("wgan") == [0]  # the others keep the top-level list

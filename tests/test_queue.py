@@ -85,7 +85,7 @@ def postgres_uri():
     bindir = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
     if bindir is None or not Path(bindir, "initdb").exists():
         pytest.skip("PostgreSQL server not installed (Debian package postgresql; .ci/run installs it)")
-    pytest.importorskip("psycopg2", reason="the PostgreSQL driver psycopg2 (the project's test extra)")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg, which MLflow uses (the test extra)")
     root = Path(tempfile.mkdtemp(prefix="ganlab-pg-"))  # not under pytest's root-only tmp: postgres must reach it
     as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if os.geteuid() == 0:
