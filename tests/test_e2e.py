@@ -272,16 +272,15 @@ def test_the_sigma_knob_reruns_the_gmgan_chain_only(reproduced):
     proc = _run([dvc, "exp", "run", "-S", "gmgan.sigma=1.5"], dest, env)
     ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"validate", "train@gmgan", "sample@gmgan", "evaluate@gmgan", "report"}  # not its sweep point
-    # `dvc exp show --only-changed`: gmgan's scores are the first columns after the experiment's own, before any
-    # parameter (the knob itself follows them)
+    # `dvc exp show --only-changed`: gmgan's scores are shown, before any parameter (the knob itself follows them);
+    # in this tiny run FID and KID move (precision and recall may not)
     rows = list(csv.reader(_run([dvc, "exp", "show", "--only-changed", "--csv"], dest, env).stdout.splitlines()))
     header = rows[0]
-    assert header[:4] == ["Experiment", "rev", "typ", "Created"], header
     scores = [c for c in header if c.startswith("metrics/scores/gmgan.json:")]
-    assert {"fid", "precision", "recall"} <= {c.split(":")[1] for c in scores}, header
-    assert header[4:4 + len(scores)] == scores and header.index("gmgan.sigma") > 4 + len(scores), header
-    values = {row[header.index("metrics/scores/gmgan.json:fid")] for row in rows[1:] if row[0]}
-    assert len(values) >= 2, rows  # the workspace and the experiment differ in gmgan's FID
+    assert "metrics/scores/gmgan.json:fid" in scores, header
+    assert header.index(scores[-1]) < header.index("gmgan.sigma"), header
+    values = {row[header.index("metrics/scores/gmgan.json:fid")] for row in rows[1:]}
+    assert len(values) >= 2, rows  # the baseline and the sigma experiment differ in gmgan's FID
 
 
 def _shown(value: float) -> list[str]:

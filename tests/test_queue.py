@@ -39,6 +39,7 @@ VOLATILE_TAGS = ("mlflow.", "ganlab.pid", "ganlab.host", "git.commit", "dvc.exp_
 def _tiny(params: dict) -> None:
     params["max_batches_per_epoch"] = 3
     params["vanilla"]["num_epochs"]["quick"] = 2
+    params["experiments"]["vanilla"].pop("seeds", None)  # one training seed: one run per experiment
 
 
 def _run_queue(root: Path, tracking_uri: str | None):

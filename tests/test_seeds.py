@@ -47,7 +47,8 @@ def test_an_experiment_name_with_a_dot_is_refused(params):
 
 def test_load_experiment_takes_the_seed_from_the_list(params):
     params["seeds"] = [4, 7]
-    params["experiments"]["vanilla"].pop("seeds", None)  # whatever the committed params give it
+    for entry in params["experiments"].values():  # whatever the committed params give each experiment
+        entry.pop("seeds", None)
     assert load_experiment(params, "vanilla")[1].seed == 4  # the first by default
     assert load_experiment(params, "vanilla", seed=7)[1].seed == 7
     with pytest.raises(ConfigError, match=r"seeds: seed 5 is not among vanilla's training seeds \[4, 7\]"):
