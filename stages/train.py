@@ -161,7 +161,8 @@ def _train(args, pipeline, cfg, data, device, dist, scorer: CurveScorer | None) 
     }
 
     def log_epoch(log, generator) -> None:
-        mlflow.log_metrics({"loss_d": log.loss_d, "loss_g": log.loss_g, "epoch_seconds": log.seconds, **log.extra},
+        curve = {f"curve.{key}": value for key, value in log.extra.items()}  # "fid" is the final score's name
+        mlflow.log_metrics({"loss_d": log.loss_d, "loss_g": log.loss_g, "epoch_seconds": log.seconds, **curve},
                            step=log.epoch)
         if log.grid_path is not None:
             mlflow.log_artifact(str(log.grid_path), artifact_path="grids")

@@ -113,7 +113,7 @@ def test_one_mlflow_run_per_trained_model_with_its_stage_runs_nested(reproduced)
     assert vanilla.data.params["vanilla.optimizer.lr_g"] == "0.0001"
     assert vanilla.data.metrics["fid"] == pytest.approx(result["fid"], rel=1e-9)
     assert {"drs.fid", "dgflow.recall", "truncation.precision", "ddls.coverage"} <= set(vanilla.data.metrics)
-    for key in ("loss_d", "recall"):  # losses and learning-curve points, step = epoch
+    for key in ("loss_d", "curve.recall"):  # losses and learning-curve points, step = epoch
         assert [m.step for m in client.get_metric_history(vanilla.info.run_id, key)][:2] == [1, 2]
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == vanilla.info.run_id]
     assert sorted(r.data.tags["ganlab.stage"] for r in nested).count("evaluate") == 1 + 4  # its samples + 4 methods
