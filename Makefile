@@ -1,7 +1,7 @@
 # ganlab: two commands from a fresh clone.
 #   make repro   creates .venv, installs everything, runs `dvc repro`
 #   make test    creates .venv if needed, runs the test suite
-#   make ui      the MLflow UI on http://127.0.0.1:5000
+#   make ui      the MLflow UI on http://127.0.0.1:5000, with its saved views (ganlab.views)
 VENV ?= .venv
 PYTHON ?= python3
 # torch is pinned to the release this project is tested with; override for another CUDA build, e.g.
@@ -23,12 +23,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 repro: venv
-	$(BIN)/python -m ganlab.tracking --init
+	$(BIN)/python -m ganlab.views
 	$(BIN)/dvc repro
 
 # The same DAG at the source reports' scale (epochs, sample counts); meant for a GPU.
 paper: venv
-	$(BIN)/python -m ganlab.tracking --init
+	$(BIN)/python -m ganlab.views
 	$(BIN)/dvc exp run -S scale=paper
 
 test: venv
@@ -38,7 +38,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 
 ui: venv
-	$(BIN)/python -m ganlab.tracking --init
+	$(BIN)/python -m ganlab.views
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: venv

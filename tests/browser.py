@@ -29,20 +29,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def chromium(url: str, profile: Path, *args: str, budget_ms: int = 20000) -> str:
-    """Run headless Chromium on `url` with a virtual-time budget (the React app fetches runs over AJAX)."""
+def chromium(url: str, profile: Path, *args: str, budget_ms: int = 20000, window: str = "1400,900") -> str:
+    """Run headless Chromium on `url` with a virtual-time budget (the React app fetches runs over AJAX) in a
+    window of `window` pixels (the runs table renders only the columns that fit)."""
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--window-size=1400,900"]
+             f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", f"--window-size={window}"]
     out = subprocess.run([CHROMIUM, *flags, *args, url], capture_output=True, text=True, timeout=120)
     return out.stdout
 
 
-def dom_containing(url: str, profile: Path, needles: list[str]) -> str:
+def dom_containing(url: str, profile: Path, needles: list[str], window: str = "1400,900") -> str:
     """--dump-dom, polling with a growing budget until every needle is in the DOM (or the last try)."""
     dom = ""
     for budget in (15000, 30000, 60000):
-        dom = chromium(url, profile, "--dump-dom", budget_ms=budget)
+        dom = chromium(url, profile, "--dump-dom", budget_ms=budget, window=window)
         if all(n in dom for n in needles):
             break
     return dom
@@ -82,11 +83,11 @@ def mlflow_server(uri: str, log_path: Path) -> Iterator[str]:
         log.close()
 
 
-def keep_screenshot(url: str, profile: Path, name: str) -> Path:
+def keep_screenshot(url: str, profile: Path, name: str, window: str = "1400,900") -> Path:
     """A PNG of `url`, kept under tests/artifacts/ (git-ignored) for a human to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / ".gitignore").write_text("*\n")  # screenshots are test artifacts, never committed
     shot = ARTIFACTS / name
-    chromium(url, profile, f"--screenshot={shot}")
+    chromium(url, profile, f"--screenshot={shot}", window=window)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     return shot

@@ -283,9 +283,9 @@ def test_the_sigma_knob_reruns_the_gmgan_chain_only(reproduced):
     assert len(values) >= 2, rows  # the baseline and the sigma experiment differ in gmgan's FID
 
 
-def _shown(value: float) -> list[str]:
-    """The ways the MLflow UI may print a metric value."""
-    return [str(value), f"{value:.4g}", f"{value:.3f}", f"{value:.2f}"]
+def _cell(text: str) -> str:
+    """A table cell's whole text in the dumped DOM."""
+    return f">{text}<"
 
 
 @NEEDS_CHROMIUM
@@ -293,6 +293,8 @@ def test_the_mlflow_ui_shows_which_sigma_won(reproduced, tmp_path):
     # after test_the_sigma_knob_reruns_the_gmgan_chain_only: gmgan trained in the workspace (σ₀ 1.7) and in a DVC
     # experiment (σ₀ 1.5): the runs table shows both models' FID, the compare page σ₀ beside recall
     from mlflow.tracking import MlflowClient
+
+    from ganlab.views import publish, view_url
 
     dest, _, _ = reproduced
     uri = f"sqlite:///{dest / 'mlflow.db'}"
@@ -302,21 +304,26 @@ def test_the_mlflow_ui_shows_which_sigma_won(reproduced, tmp_path):
                                "tags.`ganlab.experiment` = 'gmgan' and tags.`ganlab.seed` = '0'")
     models = {run.data.params["gmgan.sigma"]: run for run in found}
     assert sorted(models) == ["1.5", "1.7"], [r.info.run_name for r in found]
+    publish(uri)  # `make ui` does it: the saved view "which-setting-won"
     with mlflow_server(uri, tmp_path / "server.log") as base:
-        runs_url = f"{base}/#/experiments/{experiment.experiment_id}/runs"
+        # the view: model runs only, sorted by FID, the scores and the knobs as columns (MLflow hides every metric
+        # and param column of an experiment this wide by default), on a 1920-pixel screen
+        runs_url, desktop = view_url(base, experiment.experiment_id), "1920,1080"
         names = [run.info.run_name for run in models.values()]
-        dom = dom_containing(runs_url, tmp_path / "profile1", [*names, "fid"])
-        assert all(name in dom for name in names) and "fid" in dom, dom[-3000:]
-        for run in models.values():
-            assert any(text in dom for text in _shown(run.data.metrics["fid"])), (run.info.run_name, dom[-3000:])
+        fids = [str(run.data.metrics["fid"]) for run in models.values()]  # the table prints the full float
+        dom = dom_containing(runs_url, tmp_path / "profile1", [*map(_cell, names), *map(_cell, fids)], desktop)
+        for text in (*names, *fids, "fid", "recall", "gmgan.sigma", "1.5", "1.7"):
+            assert _cell(text) in dom, (text, dom[-3000:])
+        assert _cell("report") not in dom  # only the models
+        # the compare page of the two gmgan runs: σ₀ and the scores side by side (values with 2 decimals)
         ids = [run.info.run_id for run in models.values()]
         compare_url = (f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ids))}"
                        f"&experiments={urllib.parse.quote(json.dumps([experiment.experiment_id]))}")
-        dom = dom_containing(compare_url, tmp_path / "profile2", ["gmgan.sigma", "recall", "1.5", "1.7"])
-        assert "gmgan.sigma" in dom and "recall" in dom, dom[-3000:]
-        for run in models.values():
-            assert any(text in dom for text in _shown(run.data.metrics["recall"])), (run.info.run_name, dom[-3000:])
-        keep_screenshot(runs_url, tmp_path / "profile3", "mlflow_runs_table.png")
+        shown = [f"{run.data.metrics['fid']:.2f}" for run in models.values()]
+        dom = dom_containing(compare_url, tmp_path / "profile2", [_cell("gmgan.sigma"), _cell("recall"), *map(_cell, shown)])
+        for text in ("gmgan.sigma", "1.5", "1.7", "recall", "fid", *shown):
+            assert _cell(text) in dom, (text, dom[-3000:])
+        keep_screenshot(runs_url, tmp_path / "profile3", "mlflow_which_setting_won.png", desktop)
         keep_screenshot(compare_url, tmp_path / "profile4", "mlflow_compare_gmgan_sigma.png")
 
 
