@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import free_port
 from repo_copy import _run, copy_repo
 
 pytestmark = pytest.mark.slow
@@ -74,12 +74,6 @@ def _run_queue(root: Path, tracking_uri: str | None):
     return dest, status, logs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_uri():
     """A PostgreSQL server of its own (trust auth on 127.0.0.1 only) with an empty database `mlflow`."""
@@ -91,7 +85,7 @@ def postgres_uri():
     as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    port, data = _free_port(), root / "data"
+    port, data = free_port(), root / "data"
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     pg = lambda tool, *args: _run([*as_owner, str(Path(bindir, tool)), *args], root, env)  # noqa: E731
     pg("initdb", "-D", str(data), "-U", "ganlab", "--auth=trust", "-E", "UTF8")
