@@ -138,7 +138,8 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run_bit_for_bit(t
     # MLflow: the killed run is closed as KILLED by the next run (it could not close itself), the resumed one
     # FINISHED; nothing is left RUNNING.
     runs = _runs(killed / "m.db")
-    assert [(name, status) for name, status, _ in runs] == [("train@tiny", "KILLED"), ("train@tiny", "FINISHED")]
+    model = "tiny · seed 0 · workspace"  # the model's run (ganlab.tracking.model_run), opened by each training
+    assert [(name, status) for name, status, _ in runs] == [(model, "KILLED"), (model, "FINISHED")]
     assert runs[0][2]["ganlab.pid"] == str(victim.pid)
     assert "killed" in runs[0][2]["failure.reason"]
 

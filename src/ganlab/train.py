@@ -559,14 +559,7 @@ def train_gan(
     batches = plan_batches(len(images), cfg, max_batches_per_epoch, dist)
     data = TrainingData.place(images, labels, device)
     state = TrainingState.create(cfg, data, num_classes, device, dist)
-    saved = resume_point(checkpoint_path, cfg.model_dump(mode="json"), num_epochs, dist, device)
-    if saved is not None:
-        state.from_checkpoint(saved, dist)
-        if dist.is_main:
-            print(f"resuming {checkpoint_path} from epoch {state.epoch}/{num_epochs}")
-    dropped = state.adopt_curve_protocol(curve.comparable()) if curve is not None else []
-    if dropped and dist.is_main:
-        print(f"{checkpoint_path}: learning-curve points of epochs {dropped} dropped: made in another protocol")
+    _resume(state, cfg, checkpoint_path, num_epochs, dist, device, curve)
     grid = EpochGrid(state, device)
     trainer = GANStep(cfg, state.parts, state.opt_g, state.opt_d, state.gen, device, dist)
     bar = Progress(progress or "", num_epochs * len(batches), initial=state.epoch * len(batches),
@@ -587,6 +580,20 @@ def train_gan(
             _after_epoch(checkpoint, checkpoint_path, grid, save_grid, on_epoch)
     bar.close()
     return checkpoint or ckpt_io.load(checkpoint_path, map_location="cpu")
+
+
+def _resume(state: TrainingState, cfg: ExperimentConfig, checkpoint_path: Path, num_epochs: int, dist: DistContext,
+            device: torch.device, curve: CurvePoints | None) -> None:
+    """Continue the interrupted run at `checkpoint_path`, if any (`resume_point`), and keep only the learning-curve
+    points made in `curve`'s protocol."""
+    saved = resume_point(checkpoint_path, cfg.model_dump(mode="json"), num_epochs, dist, device)
+    if saved is not None:
+        state.from_checkpoint(saved, dist)
+        if dist.is_main:
+            print(f"resuming {checkpoint_path} from epoch {state.epoch}/{num_epochs}")
+    dropped = state.adopt_curve_protocol(curve.comparable()) if curve is not None else []
+    if dropped and dist.is_main:
+        print(f"{checkpoint_path}: learning-curve points of epochs {dropped} dropped: made in another protocol")
 
 
 def _after_epoch(checkpoint: dict[str, Any], path: Path, grid: EpochGrid, save_grid, on_epoch) -> None:
