@@ -64,7 +64,7 @@ def test_two_ranks_train_identical_weights_and_only_rank_0_writes(tmp_path):
     _run(single, nproc=None)
 
     # rank 0 alone: one MLflow run, one checkpoint, one metrics file
-    assert _runs(ddp / "m.db") == [("train@tiny", "FINISHED")]
+    assert _runs(ddp / "m.db") == [("tiny · seed 0 · workspace", "FINISHED")]  # the model run
     ckpt = _load(ddp / "train" / "seed-0" / "checkpoint.pt")
     assert ckpt["epoch"] == EPOCHS and ckpt["world_size"] == 2 and len(ckpt["rng_ranks"]) == 2
     assert (ddp / "metrics" / "tiny.json").exists()
