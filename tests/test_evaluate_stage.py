@@ -66,7 +66,9 @@ def _workspace(tmp, arch: str) -> tuple[list[str], np.ndarray]:
 
 def _mlflow_metrics(db_path, training_seed: int) -> dict[str, float]:
     db = sqlite3.connect(db_path)
-    (run,) = db.execute("select run_uuid from params where key = 'seed' and value = ?", (str(training_seed),)).fetchall()
+    (run,) = db.execute(  # the evaluate stage's run of this seed (its model's run, its parent, has the seed too)
+        "select p.run_uuid from params p join tags t on t.run_uuid = p.run_uuid and t.key = 'ganlab.stage' "
+        "where t.value = 'evaluate' and p.key = 'seed' and p.value = ?", (str(training_seed),)).fetchall()
     return dict(db.execute("select key, value from latest_metrics where run_uuid = ?", run).fetchall())
 
 
