@@ -23,3 +23,12 @@ def root() -> Path:
 def params() -> dict:
     with open(ROOT / "params.yaml") as f:
         return yaml.safe_load(f)
+
+
+@pytest.fixture
+def uri(tmp_path, monkeypatch) -> str:
+    """A fresh MLflow SQLite store for the test (MLFLOW_TRACKING_URI), run from tmp_path."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri

@@ -20,14 +20,6 @@ from ganlab.paths import main_repo_root
 from ganlab.runtime import DivergedError
 
 
-@pytest.fixture
-def uri(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
-
-
 def _run(uri: str, run_id: str):
     from mlflow.tracking import MlflowClient
 

@@ -11,14 +11,6 @@ from ganlab import tracking, views
 from ganlab.postprocess import METHODS
 
 
-@pytest.fixture
-def uri(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
-
-
 def test_the_views_name_the_scores_evaluate_logs_and_every_post_processing_method():
     import evaluate  # stages/evaluate.py: the metric names it logs on the model run
 
