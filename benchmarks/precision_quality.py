@@ -2,17 +2,23 @@
 
     python -m benchmarks.precision_quality                       # vanilla and hinge_bn, seeds 0 1 2, default scale
     python -m benchmarks.precision_quality --recipes vanilla --seeds 0 1
+    python -m benchmarks.precision_quality --bf16-from metrics/evaluate   # bf16: the pipeline's own runs
 
 Needs the pipeline's MNIST outputs (`dvc repro features@mnist`): data/prepared/mnist.npz and the domain feature
 space data/features/mnist/{network.pt,reference.npz}. For each recipe, precision and training seed it runs what
 the train, sample and evaluate stages run (`train_gan` at the params' scale, `generate` from the evaluation seeds,
 `score` with k = evaluate.nearest_k), then prints FID / precision / recall / coverage as mean ± std over the seeds
 and whether |mean(bf16) − mean(fp32)| lies within 2 pooled standard deviations (the seed-to-seed noise).
+
+`--bf16-from metrics/evaluate` takes the bf16 side from the pipeline's evaluate metrics instead of retraining it
+(the default `dvc repro` trains in bf16 on a CPU with AVX512_BF16): it halves the cost, and each file's protocol
+must say bf16, the same scale and seed, and the feature network used here, or the benchmark stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -51,6 +57,20 @@ def run(params: dict, name: str, seed: int, precision: str, data: dict, net, ref
     return score(images, net, reference, nearest_k=pipeline.evaluate.nearest_k, device=CPU) | {"train_s": seconds}
 
 
+def from_pipeline(folder: Path, name: str, seed: int, scale: str, net) -> dict:
+    """The evaluate stage's metrics of `name`'s training seed `seed`, checked to be comparable with `run`'s."""
+    path = folder / name / f"seed-{seed}.json"
+    found = json.loads(path.read_text())
+    protocol = found["protocol"]
+    expected = {"training_precision": "bf16", "scale": scale, "training_seed": seed, "method": "none",
+                "feature_weights_sha256": net.weights_sha256}
+    actual = protocol | {"method": found["method"]}
+    wrong = {k: actual.get(k) for k, v in expected.items() if actual.get(k) != v}
+    if wrong:
+        raise SystemExit(f"{path}: not comparable with this run: {wrong}, expected {expected}")
+    return found
+
+
 def compare(fp32: list[dict], bf16: list[dict], metric: str) -> str:
     a, b = [r[metric] for r in fp32], [r[metric] for r in bf16]
     sa, sb = statistics.stdev(a), statistics.stdev(b)
@@ -68,6 +88,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["vanilla", "hinge_bn"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--root", type=Path, default=Path("."), help="where the pipeline's data/ lies")
+    parser.add_argument("--bf16-from", type=Path, default=None,
+                        help="take the bf16 side from this folder of evaluate metrics (e.g. metrics/evaluate)")
     args = parser.parse_args()
     os.environ.setdefault("GANLAB_PROGRESS", "0")
     if len(args.seeds) < 2:
@@ -84,10 +106,15 @@ def main() -> None:
             results = {p: [] for p in ("fp32", "bf16")}
             for seed in args.seeds:
                 for precision in results:
-                    r = run(params, name, seed, precision, data, net, reference, Path(tmp))
+                    if precision == "bf16" and args.bf16_from:
+                        r = from_pipeline(args.bf16_from, name, seed, params["scale"], net)
+                        source = f"from {args.bf16_from}"
+                    else:
+                        r = run(params, name, seed, precision, data, net, reference, Path(tmp))
+                        source = f"trained in {r['train_s']:.0f} s"
                     results[precision].append(r)
                     print(f"{name} seed {seed} {precision}: " + ", ".join(f"{k} {r[k]:.4f}" for k in METRICS)
-                          + f" (trained in {r['train_s']:.0f} s)", flush=True)
+                          + f" ({source})", flush=True)
             print(f"\n{name}: mean ± std over seeds {args.seeds}")
             for metric in METRICS:
                 print("  " + compare(results["fp32"], results["bf16"], metric))

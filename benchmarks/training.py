@@ -32,6 +32,10 @@ fresh latents (the recipes' n_critic = n_gen = 1), batch 64.
 Timing: `--rounds` alternating rounds of `--steps` steps each (after `--warmup` steps per loop); the reported
 ms/step is the best round's mean (the least disturbed by other processes).
 
+Floor: after each recipe, the fastest its step could be with float32 weights and optimiser states (as the
+recipe and the precision rule require): the optimiser updates timed alone plus every FLOP at the matmul peak.
+It bounds the % of peak and the speed-up over the reference that any implementation can reach here.
+
 Peak: the best of 10 `torch.mm` of two 2048×2048 matrices, 2·2048³ FLOP each, in GFLOP/s, in float32 and in
 bfloat16; each precision's % of peak is against its own dtype's peak.
 
@@ -277,6 +281,29 @@ class ReferenceEpoch:
         self.loop.run(self.steps)
 
 
+def optimiser_ms(loop: OursLoop, repeats: int = 50) -> tuple[float, float]:
+    """One step's optimiser updates alone, on the gradients of the loop's last step: (ms, GB/s), best of `repeats`
+    (repeated alone, the state may stay partly in cache: a lower bound on what the updates cost inside a step).
+    D's update runs every step, G's `n_gen` updates every `n_critic` steps. Weights and Adam's moments stay
+    float32 in both precisions, so bf16 cannot speed this part up: fused Adam reads weight, gradient and both
+    moments and writes back weight and moments, 28 bytes per parameter, streamed from memory (the MLP GAN's
+    three million parameters are 84 MB a step, more than the last-level cache)."""
+    cfg, trainer = loop.cfg, loop.trainer
+    per_step = {trainer.opt_d: 1.0, trainer.opt_g: cfg.n_gen / cfg.n_critic}
+    best = {}
+    for opt in per_step:
+        opt.step()  # warm: moments allocated, pages touched
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        best[opt] = min(times)
+    seconds = sum(best[opt] * weight for opt, weight in per_step.items())
+    moved = sum(28 * p.numel() * weight for opt, weight in per_step.items() for g in opt.param_groups for p in g["params"])
+    return seconds * 1e3, moved / seconds / 1e9
+
+
 def time_epochs(loops: dict[str, object], rounds: int) -> dict[str, float]:
     """Best round, in ms/step, of each whole-epoch loop; rounds alternate between the loops."""
     best = {name: math.inf for name in loops}
@@ -317,6 +344,9 @@ def epoch_mode(args, params, images: torch.Tensor, peak: dict[str, float]) -> No
             for loop, value in ms.items():
                 pct = flops / (value / 1e3) / 1e9 / peak[loop.split()[-1]] * 100
                 print(f"{name:<14}{loop:<18}{value:>9.2f}{pct:>10.1f}%{ms['reference fp32'] / value:>16.2f}x", flush=True)
+            bf16_step = OursLoop(cfg.model_copy(update={"precision": "bf16"}), images)
+            bf16_step.run(20)  # gradients and moments in place
+            print_floor(bf16_step, flops, peak["bf16"], ms["reference fp32"])
 
 
 def step_mode(args, params, images: torch.Tensor, peak: dict[str, float]) -> None:
@@ -342,6 +372,18 @@ def step_mode(args, params, images: torch.Tensor, peak: dict[str, float]) -> Non
               f"{ms['reference'] / ms['ours']:>9.2f}{pct['ours']:>8.1f}%{pct['reference']:>8.1f}%", flush=True)
         for variant in [k for k in ms if k.startswith("ours, ")]:
             print(f"  {variant}: {ms[variant]:.2f} ms ({pct[variant]:.1f}%)", flush=True)
+        print_floor(loops["ours"], flops, peak[args.precision], ms["reference"])
+
+
+def print_floor(loop: OursLoop, flops: float, peak_gflops: float, reference_ms: float) -> None:
+    """In `loop`'s precision, the fastest this step can be with float32 weights and optimiser states: its optimiser updates at their
+    measured speed plus every FLOP at the matmul peak; hence the most of the peak and the most speed-up over the
+    reference any implementation of the recipe, as specified, can reach on this machine."""
+    opt_ms, gbps = optimiser_ms(loop)
+    floor = opt_ms + flops / peak_gflops / 1e6
+    print(f"  optimiser updates alone: {opt_ms:.2f} ms ({gbps:.0f} GB/s); floor = that + every FLOP at the peak "
+          f"= {floor:.2f} ms: at most {flops / floor / 1e6 / peak_gflops * 100:.0f}% of peak, "
+          f"{reference_ms / floor:.2f}x the reference", flush=True)
 
 
 def main() -> None:
