@@ -286,8 +286,8 @@ def optimiser_ms(loop: OursLoop, repeats: int = 50) -> tuple[float, float]:
     (repeated alone, the state may stay partly in cache: a lower bound on what the updates cost inside a step).
     D's update runs every step, G's `n_gen` updates every `n_critic` steps. Weights and Adam's moments stay
     float32 in both precisions, so bf16 cannot speed this part up: fused Adam reads weight, gradient and both
-    moments and writes back weight and moments, 28 bytes per parameter, streamed from memory (the MLP GAN's
-    three million parameters are 84 MB a step, more than the last-level cache)."""
+    moments and writes back weight and moments, 28 bytes per parameter (84 MB a step for the MLP GAN's three
+    million parameters)."""
     cfg, trainer = loop.cfg, loop.trainer
     per_step = {trainer.opt_d: 1.0, trainer.opt_g: cfg.n_gen / cfg.n_critic}
     best = {}
@@ -300,7 +300,8 @@ def optimiser_ms(loop: OursLoop, repeats: int = 50) -> tuple[float, float]:
             times.append(time.perf_counter() - t0)
         best[opt] = min(times)
     seconds = sum(best[opt] * weight for opt, weight in per_step.items())
-    moved = sum(28 * p.numel() * weight for opt, weight in per_step.items() for g in opt.param_groups for p in g["params"])
+    moved = sum(28 * p.numel() * weight
+                for opt, weight in per_step.items() for group in opt.param_groups for p in group["params"])
     return seconds * 1e3, moved / seconds / 1e9
 
 
@@ -376,9 +377,9 @@ def step_mode(args, params, images: torch.Tensor, peak: dict[str, float]) -> Non
 
 
 def print_floor(loop: OursLoop, flops: float, peak_gflops: float, reference_ms: float) -> None:
-    """In `loop`'s precision, the fastest this step can be with float32 weights and optimiser states: its optimiser updates at their
-    measured speed plus every FLOP at the matmul peak; hence the most of the peak and the most speed-up over the
-    reference any implementation of the recipe, as specified, can reach on this machine."""
+    """In `loop`'s precision, the fastest this step can be with float32 weights and optimiser states: its
+    optimiser updates at their measured speed plus every FLOP at the matmul peak; hence the most of the peak and
+    the most speed-up over the reference that any implementation of the recipe, as specified, can reach here."""
     opt_ms, gbps = optimiser_ms(loop)
     floor = opt_ms + flops / peak_gflops / 1e6
     print(f"  optimiser updates alone: {opt_ms:.2f} ms ({gbps:.0f} GB/s); floor = that + every FLOP at the peak "
