@@ -18,7 +18,6 @@ must say bf16, the same scale and seed, and the feature network used here, or th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -32,6 +31,7 @@ from ganlab.config import read_params
 from ganlab.data.arrays import load_prepared
 from ganlab.scoring import score
 from ganlab.features import load_feature_net, load_reference
+from ganlab.io import read_json
 from ganlab.modules import load_sampler
 from ganlab.recipe import load_recipe
 from ganlab.runtime import seed_everything
@@ -60,7 +60,7 @@ def run(params: dict, name: str, seed: int, precision: str, data: dict, net, ref
 def from_pipeline(folder: Path, name: str, seed: int, scale: str, net) -> dict:
     """The evaluate stage's metrics of `name`'s training seed `seed`, checked to be comparable with `run`'s."""
     path = folder / name / f"seed-{seed}.json"
-    found = json.loads(path.read_text())
+    found = read_json(path)
     protocol = found["protocol"]
     expected = {"training_precision": "bf16", "scale": scale, "training_seed": seed, "method": "none",
                 "feature_weights_sha256": net.weights_sha256}
