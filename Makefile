@@ -1,5 +1,6 @@
 # ganlab: two commands from a fresh clone.
-#   make repro   creates .venv, installs everything, runs `dvc repro`
+#   make repro   creates .venv, installs everything, runs `dvc repro` with independent stages side by side
+#                (python -m ganlab.repro; JOBS=1 for plain `dvc repro`)
 #   make test    creates .venv if needed, runs the test suite
 #   make ui      the MLflow UI on http://127.0.0.1:5000, with its saved views (ganlab.views)
 VENV ?= .venv
@@ -22,9 +23,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# stages at once (one thread each on a CPU); empty = the CPU's cores (ganlab.repro.default_jobs)
+JOBS ?=
 repro: venv
 	$(BIN)/python -m ganlab.views
-	$(BIN)/dvc repro
+	$(BIN)/python -m ganlab.repro $(if $(JOBS),--jobs $(JOBS))
 
 # The same DAG at the source reports' scale (epochs, sample counts); meant for a GPU.
 paper: venv

@@ -1,5 +1,7 @@
-"""End to end: a copy of the repository runs `dvc repro` for real on a tiny override, logs to a real MLflow
-SQLite database, then reruns nothing, and an experiment reruns only what its change touches."""
+"""End to end: a copy of the repository runs the pipeline for real on a tiny override, as `make repro` does
+(`python -m ganlab.repro --jobs 2`: two stages at a time, each a `dvc repro --single-item`, then a plain `dvc repro`),
+logs to a real MLflow SQLite database from two processes at once, then reruns nothing, and an experiment reruns
+only what its change touches."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
 def reproduced(repo):
     dest, env = repo
     _run([sys.executable, "-m", "ganlab.tracking", "--init"], dest, env)
-    proc = _run([str(Path(sys.executable).parent / "dvc"), "repro"], dest, env)
+    proc = _run([sys.executable, "-m", "ganlab.repro", "--jobs", "2"], dest, env)
     return dest, env, proc
 
 
@@ -156,6 +158,22 @@ def test_dvc_metrics_are_the_numbers_alone(reproduced):
     assert "metrics/scores/wgan-drs.json" in files  # post-processing methods are rows too
     table = _run([dvc, "metrics", "show"], dest, env).stdout.splitlines()
     assert max(len(line) for line in table) <= 200, table[0]
+
+
+def test_make_repro_ran_two_trainings_side_by_side_and_left_dvc_nothing(reproduced):
+    _, _, proc = reproduced
+    events = [line.split()[1:3] for line in proc.stdout.splitlines() if line.startswith("[repro] ")]
+    running, overlapped = set(), set()
+    for verb, stage in events:
+        if verb == "start":
+            running.add(stage)
+            if sum(name.startswith("train@") for name in running) == 2:
+                overlapped.add(frozenset(running))
+        elif verb == "done":
+            running.discard(stage)
+    assert overlapped, proc.stdout[-3000:]
+    final = proc.stdout.split("now a plain `dvc repro`")[1]  # what the closing plain `dvc repro` printed
+    assert "Running stage" not in final and "up to date" in final
 
 
 def test_second_repro_is_a_no_op(reproduced):
