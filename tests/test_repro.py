@@ -114,6 +114,16 @@ def test_a_failed_stage_stops_what_waits_on_it_and_keeps_the_rest(pipeline):
     assert _status(root, env) == {}
 
 
+def test_a_pipeline_dvc_cannot_read_is_reported_in_one_line(pipeline):
+    root, env = pipeline
+    (root / "dvc.yaml").write_text("stages:\n  first: {cmd: [unclosed\n")
+    proc = subprocess.run([sys.executable, "-m", "ganlab.repro", "--jobs", "2"], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("ganlab.repro: dvc status failed") and "dvc.yaml" in proc.stderr, proc.stderr
+    assert not (root / "out" / "first.json").exists()
+
+
 def test_jobs_below_one_is_refused_by_name():
     proc = subprocess.run([sys.executable, "-m", "ganlab.repro", "--jobs", "0"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--jobs must be at least 1, got 0" in proc.stderr

@@ -225,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
-    sys.exit(repro(repo_root(), args.jobs))
+    try:
+        sys.exit(repro(repo_root(), args.jobs))
+    except RuntimeError as err:  # DVC could not read the pipeline: its own message, no traceback
+        sys.exit(f"ganlab.repro: {err}")
 
 
 if __name__ == "__main__":
