@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganlab.io import read_json
 from ganlab.paths import repo_root
 
 DEFAULT_SECONDS = 60.0  # a stage without a record: sampling, evaluation, post-processing take about a minute
@@ -78,12 +79,18 @@ def changed_stages(root: Path, env: dict[str, str]) -> set[str]:
     return set(json.loads(proc.stdout or "{}"))
 
 
+def dependents(graph: dict[str, set[str]], within: set[str]) -> dict[str, set[str]]:
+    """Each stage of `within` -> the stages of `within` that depend on it directly (`graph` reversed)."""
+    users: dict[str, set[str]] = {name: set() for name in within}
+    for name in within:
+        for up in graph[name] & within:
+            users[up].add(name)
+    return users
+
+
 def downstream_closure(graph: dict[str, set[str]], start: set[str]) -> set[str]:
     """`start` and every stage that depends on one of them, directly or not."""
-    users: dict[str, set[str]] = {name: set() for name in graph}
-    for name, ups in graph.items():
-        for up in ups:
-            users.setdefault(up, set()).add(name)
+    users = dependents(graph, set(graph))
     work, todo = set(), list(start)
     while todo:
         name = todo.pop()
@@ -99,7 +106,7 @@ def expected_seconds(root: Path, stage: str) -> float:
     record = root / "metrics" / "train" / f"{item}.json"
     if kind == "train" and record.is_file():
         try:
-            return float(json.loads(record.read_text())["train_seconds"])
+            return float(read_json(record)["train_seconds"])
         except (ValueError, KeyError, TypeError):
             pass
     return DEFAULT_SECONDS
@@ -107,10 +114,7 @@ def expected_seconds(root: Path, stage: str) -> float:
 
 def critical_path(graph: dict[str, set[str]], work: set[str], cost: dict[str, float]) -> dict[str, float]:
     """Each stage of `work` -> its own expected seconds plus the longest chain of work that waits on it."""
-    users: dict[str, list[str]] = {name: [] for name in work}
-    for name in work:
-        for up in graph[name] & work:
-            users[up].append(name)
+    users = dependents(graph, work)
     memo: dict[str, float] = {}
 
     def length(name: str) -> float:
